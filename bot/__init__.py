@@ -1,0 +1,1 @@
+"""Application wiring, the command line, channel adapters, scheduler and outbox."""

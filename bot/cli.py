@@ -1,0 +1,133 @@
+"""The `videofly` command line.
+
+Exit codes: 0 success; 1 the command ran and found a problem (`audit` violations); 2 it could
+not run (bad configuration, database unreachable or not migrated). Errors are one line naming
+what to fix, never a traceback, and never a secret (a database URL is shown without password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import migrate
+from core.config import Config, ConfigError, load_config
+from core.db import create_engine, read_tx
+from wallet import Wallet
+from wallet.tables import accounts, ledger
+
+log = logging.getLogger("videofly")
+
+
+def engine_for(config: Config) -> AsyncEngine:
+    db = config.database
+    return create_engine(db.url, pool_size=db.pool_size, max_overflow=db.max_overflow,
+                         sqlite_busy_timeout_ms=db.sqlite_busy_timeout_ms, echo=db.echo)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class NotMigrated(Exception):
+    pass
+
+
+async def require_head(engine: AsyncEngine) -> None:
+    have, want = await migrate.current(engine), migrate.head()
+    if have != want:
+        raise NotMigrated(f"database is at revision {have or 'none'}, code expects {want}; "
+                          "run `videofly db upgrade`")
+
+
+async def cmd_db(config: Config, args: argparse.Namespace) -> int:
+    engine = engine_for(config)
+    try:
+        if args.db_command == "upgrade":
+            await migrate.upgrade(engine, args.revision)
+            print(f"database {safe_url(config.database.url)} at {await migrate.current(engine)}")
+        elif args.db_command == "downgrade":
+            await migrate.downgrade(engine, args.revision)
+            print(f"database at {await migrate.current(engine) or 'base (empty)'}")
+        elif args.db_command == "current":
+            print(await migrate.current(engine) or "none")
+        elif args.db_command == "revision":
+            await migrate.revision(engine, args.message)
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def cmd_audit(config: Config, args: argparse.Namespace) -> int:
+    engine = engine_for(config)
+    try:
+        await require_head(engine)
+        violations = await Wallet(engine).audit()
+        async with read_tx(engine) as conn:
+            n_users = (await conn.execute(select(func.count()).select_from(accounts))).scalar()
+            n_rows = (await conn.execute(select(func.count()).select_from(ledger))).scalar()
+    finally:
+        await engine.dispose()
+    for v in violations:
+        print(f"VIOLATION {v}")
+    verdict = f"{len(violations)} violation(s)" if violations else "all invariants hold"
+    print(f"audit: {n_users} accounts, {n_rows} ledger entries: {verdict}")
+    return 1 if violations else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="videofly", description=__doc__.splitlines()[0])
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default ./config.toml; or set VIDEOFLY_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    db = sub.add_parser("db", help="database migrations")
+    dbs = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dbs.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = dbs.add_parser("downgrade", help="undo migrations down to REVISION ('base': all)")
+    down.add_argument("revision")
+    dbs.add_parser("current", help="print the database's revision")
+    rev = dbs.add_parser("revision", help="autogenerate a migration from the tables (dev)")
+    rev.add_argument("-m", "--message", required=True)
+    sub.add_parser("audit", help="check the wallet invariants; exit 1 on any violation")
+    return p
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "db": cmd_db,
+    "audit": cmd_audit,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"videofly: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.app.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(COMMANDS[args.command](config, args))
+    except NotMigrated as exc:
+        print(f"videofly: {exc}", file=sys.stderr)
+        return 2
+    except (OperationalError, DBAPIError, OSError) as exc:
+        reason = type(getattr(exc, "orig", None) or exc).__name__
+        print(f"videofly: cannot use database {safe_url(config.database.url)} ({reason})",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Configuration: `config.toml` loaded once into frozen dataclasses.
+
+Order of precedence, lowest first: the defaults below, `config.toml`, environment variables
+`VIDEOFLY__SECTION__KEY` (double underscores; the value is read as a TOML literal when it is one,
+so `VIDEOFLY__TELEGRAM__ADMINS='[1, 2]'` is a list and `VIDEOFLY__HTTP__PORT=9000` a number,
+otherwise as a plain string), and for the database `DATABASE_URL`.
+
+Secrets are never read from a file: they come from the environment only (`Secrets`), and their
+values never appear in a repr, a log line or an error message.
+
+A wrong value stops the program at start with a `ConfigError` whose message names the key and
+where it came from. Unknown keys are errors too: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+__all__ = [
+    "SECRET_NAMES",
+    "AppConfig",
+    "Config",
+    "ConfigError",
+    "CreditsConfig",
+    "DatabaseConfig",
+    "HttpConfig",
+    "ModelConfig",
+    "PackageConfig",
+    "Secrets",
+    "StorageConfig",
+    "TelegramConfig",
+    "WechatConfig",
+    "load_config",
+]
+
+_STRICT = ConfigDict(extra="forbid")
+ENV_PREFIX = "VIDEOFLY__"
+DEFAULT_PATH = Path("config.toml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+def _frozen(cls: type) -> Any:
+    return dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)(cls)
+
+
+@_frozen
+class AppConfig:
+    default_language: Literal["en", "zh"] = "en"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: str = "data"
+
+
+@_frozen
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///data/videofly.db"
+    pool_size: int = field(default=10)
+    max_overflow: int = 10
+    sqlite_busy_timeout_ms: int = 30_000
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @field_validator("pool_size", "max_overflow", "sqlite_busy_timeout_ms")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+
+@_frozen
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 1_048_576
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 0 <= v <= 65535:
+            raise ValueError("must be between 0 and 65535")
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+@_frozen
+class TelegramConfig:
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    local_mode: bool = False
+    mode: Literal["polling", "webhook"] = "polling"
+    admins: tuple[int, ...] = ()
+
+
+@_frozen
+class WechatConfig:
+    api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    admins: tuple[str, ...] = ()
+
+
+@_frozen
+class CreditsConfig:
+    new_user_bonus: int = 10
+    new_user_bonus_days: int = 30
+    checkin_amount: int = 2
+    checkin_expires_days: int = 0
+    timezone: str = "UTC"
+
+    @field_validator("new_user_bonus", "new_user_bonus_days", "checkin_amount",
+                     "checkin_expires_days")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@_frozen
+class ModelConfig:
+    id: str
+    name: str
+    provider: str
+    kind: Literal["text-to-video", "image-to-video", "try-on"]
+    credits: int | None = None
+    credits_per_second: int | None = None
+    durations: tuple[int, ...] = ()
+    aspect_ratios: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_price(self) -> ModelConfig:
+        if (self.credits is None) == (self.credits_per_second is None):
+            raise ValueError("set exactly one of credits or credits_per_second")
+        if (self.credits or 0) < 0 or (self.credits_per_second or 0) < 0:
+            raise ValueError("prices must be >= 0")
+        if self.credits_per_second is not None and not self.durations:
+            raise ValueError("credits_per_second needs durations")
+        if any(d <= 0 for d in self.durations):
+            raise ValueError("durations must be positive seconds")
+        return self
+
+
+@_frozen
+class PackageConfig:
+    id: str
+    credits: int
+    price: Decimal
+    currency: str = "USD"
+    stars: int = 0
+    expires_days: int = 0
+
+    @model_validator(mode="after")
+    def _sane(self) -> PackageConfig:
+        if self.credits <= 0 or self.price < 0 or self.stars < 0 or self.expires_days < 0:
+            raise ValueError("credits must be > 0; price, stars and expires_days >= 0")
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ValueError("currency must be a three-letter ISO code")
+        return self
+
+
+@_frozen
+class StorageConfig:
+    backend: Literal["local", "s3"] = "local"
+    local_dir: str = "data/media"
+    s3_endpoint_url: str = ""
+    bucket: str = ""
+    region: str = "us-east-1"
+    public_base_url: str = ""
+    link_ttl_seconds: int = 86_400
+
+
+@_frozen
+class Config:
+    app: AppConfig = field(default_factory=AppConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    wechat: WechatConfig = field(default_factory=WechatConfig)
+    credits: CreditsConfig = field(default_factory=CreditsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    models: tuple[ModelConfig, ...] = ()
+    packages: tuple[PackageConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        for name, items in (("models", self.models), ("packages", self.packages)):
+            ids = [i.id for i in items]
+            dup = {i for i in ids if ids.count(i) > 1}
+            if dup:
+                raise ValueError(f"{name}: duplicate id {sorted(dup)[0]!r}")
+        return self
+
+
+SECRET_NAMES = (
+    "DATABASE_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WECHAT_APP_ID",
+    "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "KIE_API_KEY", "EVOLINK_API_KEY",
+    "IMAGE_API_KEY", "PROVIDER_CALLBACK_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+    "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
+)
+
+
+class Secrets(Mapping[str, str]):
+    """Secret values from the environment; a read-only mapping whose repr shows names only."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = {k: v for k, v in values.items() if k in SECRET_NAMES and v}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
+        return cls(os.environ if environ is None else environ)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets(set={sorted(self._values)})"
+
+
+_ADAPTER: TypeAdapter[Config] = TypeAdapter(Config)
+
+
+def _env_literal(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge VIDEOFLY__SECTION__KEY overrides into `data`; return key path → variable name."""
+    origin: dict[str, str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"{name}: expected VIDEOFLY__SECTION__KEY")
+        section, key = parts
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{name}: [{section}] is not a table of keys")
+        target[key] = _env_literal(raw)
+        origin[f"{section}.{key}"] = f"environment variable {name}"
+    if environ.get("DATABASE_URL"):
+        data.setdefault("database", {})["url"] = environ["DATABASE_URL"]
+        origin["database.url"] = "environment variable DATABASE_URL"
+    return origin
+
+
+def _describe(err: ValidationError, origin: Mapping[str, str], source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        # Never echo the offending value: it may be a secret such as a database password.
+        where = origin.get(loc, source)
+        lines.append(f"{loc}: {e['msg']} (from {where})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Reads the config file (if any), applies environment overrides and validates the lot."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None or bool(environ.get("VIDEOFLY_CONFIG"))
+    file = Path(path if path is not None else environ.get("VIDEOFLY_CONFIG") or DEFAULT_PATH)
+    data: dict[str, Any] = {}
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{file}: config file not found")
+    origin = _apply_env(data, environ)
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, str(file))) from None

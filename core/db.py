@@ -1,0 +1,142 @@
+"""Database engine, shared schema metadata and the two transaction shapes every module uses.
+
+SQLite (the embedded default) is opened in WAL mode with foreign keys on and a busy timeout. The
+DBAPI's own transaction handling is switched off and we emit BEGIN ourselves: `write_tx` starts
+with `BEGIN IMMEDIATE`, which takes the database write lock at the start, so concurrent writers
+queue on the busy timeout instead of failing half-way with "database is locked" when a read
+transaction tries to upgrade. `read_tx` uses a deferred BEGIN (a consistent snapshot, no lock).
+
+PostgreSQL runs at READ COMMITTED; modules that change shared state lock the row they serialise
+on (`SELECT … FOR UPDATE`), which renders to nothing on SQLite where the write lock already
+serialises every writer.
+
+Timestamps are stored as naive UTC in both databases and come back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "UTCDateTime",
+    "create_engine",
+    "is_postgres",
+    "metadata",
+    "read_tx",
+    "utcnow",
+    "write_tx",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_READ_ONLY = "videofly_read_only"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime, stored as naive UTC so SQLite and PostgreSQL compare alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def is_postgres(bind: AsyncEngine | AsyncConnection) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    sqlite_busy_timeout_ms: int = 30_000,
+    echo: bool = False,
+) -> AsyncEngine:
+    """Builds the async engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, echo=echo
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        echo=echo,
+        connect_args={"timeout": sqlite_busy_timeout_ms / 1000},
+    )
+    _configure_sqlite(engine, sqlite_busy_timeout_ms)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # None: the driver issues no BEGIN of its own; the "begin" hook below does.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@asynccontextmanager
+async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that commits on success and rolls back on any exception."""
+    async with engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction over one consistent snapshot."""
+    async with engine.connect() as conn:
+        if is_postgres(conn):
+            await conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        else:
+            await conn.execution_options(**{_READ_ONLY: True})
+        async with conn.begin():
+            yield conn

@@ -1,0 +1,19 @@
+"""Alembic environment: runs on the connection `core.migrate` hands over."""
+
+from alembic import context
+
+import wallet.tables  # noqa: F401  (registers the tables on the shared metadata)
+from core.db import metadata
+
+_conn = context.config.attributes.get("connection")
+if _conn is None:
+    raise RuntimeError("run migrations with `videofly db upgrade`, not the alembic CLI")
+
+context.configure(
+    connection=_conn,
+    target_metadata=metadata,
+    render_as_batch=_conn.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

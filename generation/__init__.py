@@ -1,0 +1,1 @@
+"""Generation jobs: hold → submit → callback/poll → store → settle or release."""

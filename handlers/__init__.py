@@ -1,0 +1,1 @@
+"""Channel-neutral conversations and commands; state kept in the database."""

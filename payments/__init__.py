@@ -1,0 +1,1 @@
+"""Top-ups: Stripe Checkout, Telegram Stars and Creem; events become wallet grants."""

@@ -1,0 +1,1 @@
+"""Clients of the AI providers (kie, evolink, image try-on, demo) behind one Protocol."""

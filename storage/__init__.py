@@ -1,0 +1,1 @@
+"""Media storage: local files (default) or any S3-compatible store."""

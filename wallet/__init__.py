@@ -1,0 +1,76 @@
+"""The credit wallet: the part of VideoFly that must never be wrong.
+
+Credits arrive as grants (bonus, check-in, purchase, redeem code, admin), each idempotent on its
+key and optionally expiring. A job freezes credits with a hold (taken from the grants that expire
+soonest, then the oldest, never-expiring ones last), then settles it (spends all or part; the rest
+returns to the grants it came from) or releases it. A refunded payment is clawed back from the
+newest grants; what was already spent becomes debt that the next grants pay first. Every change
+is one transaction with its ledger row; `audit()` checks every invariant.
+
+Exceptions (see `_exceptions`):
+
+    WalletError
+     ├── UnknownUser
+     ├── InvalidAmount            (also a ValueError)
+     ├── InsufficientCredits      .available, .needed, .missing
+     ├── IdempotencyConflict      a key or ref reused with different arguments
+     ├── HoldNotFound
+     ├── HoldStateError           settle after release, release after settle
+     └── RedeemError
+          ├── CodeNotFound
+          ├── CodeExpired
+          ├── CodeUsedUp
+          └── AlreadyRedeemed
+"""
+
+from ._exceptions import (
+    AlreadyRedeemed,
+    CodeExpired,
+    CodeNotFound,
+    CodeUsedUp,
+    HoldNotFound,
+    HoldStateError,
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidAmount,
+    RedeemError,
+    UnknownUser,
+    WalletError,
+)
+from ._types import (
+    Balance,
+    CheckinResult,
+    Clawback,
+    Grant,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    RedeemCode,
+    Violation,
+)
+from ._wallet import Wallet
+
+__all__ = [
+    "AlreadyRedeemed",
+    "Balance",
+    "CheckinResult",
+    "Clawback",
+    "CodeExpired",
+    "CodeNotFound",
+    "CodeUsedUp",
+    "Grant",
+    "Hold",
+    "HoldNotFound",
+    "HoldStateError",
+    "HoldStatus",
+    "IdempotencyConflict",
+    "InsufficientCredits",
+    "InvalidAmount",
+    "LedgerEntry",
+    "RedeemCode",
+    "RedeemError",
+    "UnknownUser",
+    "Violation",
+    "Wallet",
+    "WalletError",
+]

@@ -1,0 +1,207 @@
+"""`Wallet`: the public face of the credit wallet over an `AsyncEngine`.
+
+Every changing call is one database transaction holding its ledger rows. A call given `conn=`
+joins the caller's open write transaction instead, so a job or payment can change money, its own
+rows and an outbox message atomically; the caller then owns commit and rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.db import read_tx, utcnow, write_tx
+
+from . import _audit, _reads, _rewards
+from . import _ops as ops
+from ._book import new_id
+from ._exceptions import HoldNotFound, HoldStateError, IdempotencyConflict
+from ._types import (
+    Balance,
+    CheckinResult,
+    Clawback,
+    Grant,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    RedeemCode,
+    Violation,
+)
+from .tables import accounts, clawbacks, grants, holds, identities, redeem_codes, users
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+class Wallet:
+    """Credits of every user: grants, holds, settlement, expiry, clawback, audit."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def _write(
+        self, op: Callable[[AsyncConnection], Awaitable[T]], conn: AsyncConnection | None,
+        key: str | None = None,
+    ) -> T:
+        if conn is not None:
+            return await op(conn)
+        try:
+            async with write_tx(self._engine) as own:
+                return await op(own)
+        except IntegrityError as exc:
+            # Two users raced for one key or ref: the loser sees the winner's unique row.
+            if key is not None and await self._key_taken(key):
+                raise IdempotencyConflict(key) from exc
+            raise
+
+    async def _key_taken(self, key: str) -> bool:
+        async with read_tx(self._engine) as conn:
+            for q in (select(grants.c.id).where(grants.c.key == key),
+                      select(holds.c.id).where(holds.c.ref == key),
+                      select(clawbacks.c.id).where(clawbacks.c.key == key),
+                      select(redeem_codes.c.code).where(redeem_codes.c.code == key)):
+                if (await conn.execute(q)).first() is not None:
+                    return True
+        return False
+
+    async def open_account(self, channel: str, external_id: str, *,
+                           language: str | None = None) -> int:
+        """Returns the user id of a channel identity, creating the user on first contact."""
+        find = select(identities.c.user_id).where(
+            identities.c.channel == channel, identities.c.external_id == str(external_id))
+        async with read_tx(self._engine) as conn:
+            found = (await conn.execute(find)).scalar()
+        if found is not None:
+            return int(found)
+        for _ in range(3):
+            try:
+                async with write_tx(self._engine) as conn:
+                    found = (await conn.execute(find)).scalar()
+                    if found is not None:
+                        return int(found)
+                    now = self._clock()
+                    uid = new_id(await conn.execute(insert(users).values(
+                        created_at=now, language=language)))
+                    await conn.execute(insert(accounts).values(user_id=uid))
+                    await conn.execute(insert(identities).values(
+                        channel=channel, external_id=str(external_id), user_id=uid,
+                        created_at=now))
+                    return uid
+            except IntegrityError:
+                continue  # another instance created it between our read and our insert
+        raise RuntimeError(f"could not open an account for {channel}:{external_id}")
+
+    async def grant(self, user_id: int, credits: int, *, source: str, key: str,
+                    expires_at: datetime | None = None, note: str | None = None,
+                    actor: str | None = None, conn: AsyncConnection | None = None) -> Grant:
+        """Adds credits once per `key`; a repeated key returns the first grant unchanged."""
+        return await self._write(lambda c: ops.grant(
+            c, self._clock(), user_id, credits, source=source, key=key, expires_at=expires_at,
+            note=note, actor=actor), conn, key)
+
+    async def hold(self, user_id: int, credits: int, *, ref: str,
+                   ttl: timedelta | None = None, conn: AsyncConnection | None = None) -> Hold:
+        """Freezes credits for one job; the same `ref` returns the existing hold."""
+        return await self._write(lambda c: ops.hold(
+            c, self._clock(), user_id, credits, ref=ref, ttl=ttl), conn, ref)
+
+    async def settle(self, hold_id: int, credits: int | None = None, *,
+                     conn: AsyncConnection | None = None) -> Hold:
+        """Spends all or `credits` of a hold; the rest goes back to where it came from."""
+        return (await self._write(lambda c: ops.finish(
+            c, self._clock(), hold_id, credits, HoldStatus.SETTLED), conn))[0]
+
+    async def release(self, hold_id: int, *, conn: AsyncConnection | None = None) -> Hold:
+        """Gives a hold back in full."""
+        return (await self._write(lambda c: ops.finish(
+            c, self._clock(), hold_id, 0, HoldStatus.RELEASED), conn))[0]
+
+    async def get_hold(self, hold_id: int) -> Hold:
+        async with read_tx(self._engine) as conn:
+            row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
+        if row is None:
+            raise HoldNotFound(hold_id)
+        return ops.hold_record(row)
+
+    async def balance(self, user_id: int) -> Balance:
+        async with read_tx(self._engine) as conn:
+            return await _reads.balance(conn, user_id, self._clock())
+
+    async def history(self, user_id: int, *, limit: int = 20,
+                      before_id: int | None = None) -> list[LedgerEntry]:
+        """Ledger entries newest first; pass the last id seen as `before_id` for the next page."""
+        async with read_tx(self._engine) as conn:
+            return await _reads.history(conn, user_id, limit=limit, before_id=before_id)
+
+    async def expire(self, now: datetime | None = None) -> int:
+        """Expires the unheld remainder of every lapsed grant; returns the credits expired."""
+        now = now or self._clock()
+        async with read_tx(self._engine) as conn:
+            due = (await conn.execute(select(grants.c.user_id).distinct().where(
+                grants.c.remaining > 0, grants.c.expires_at <= now))).scalars().all()
+        total = 0
+        for user_id in due:  # one short transaction per user
+            async with write_tx(self._engine) as conn:
+                total += await ops.expire_user(conn, now, user_id)
+        return total
+
+    async def reap(self, now: datetime | None = None) -> int:
+        """Releases active holds past their ttl; returns how many this call released."""
+        now = now or self._clock()
+        async with read_tx(self._engine) as conn:
+            due = (await conn.execute(select(holds.c.id).where(
+                holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now))).scalars().all()
+        released = 0
+        for hold_id in due:
+            try:
+                async with write_tx(self._engine) as conn:
+                    _, changed = await ops.finish(conn, now, hold_id, 0, HoldStatus.RELEASED)
+            except HoldStateError:
+                continue  # settled since we looked, perhaps by another instance
+            released += changed
+        return released
+
+    async def clawback(self, user_id: int, credits: int, *, key: str, note: str | None = None,
+                       actor: str | None = None,
+                       conn: AsyncConnection | None = None) -> Clawback:
+        """Takes credits back, newest grants first; what is missing becomes debt."""
+        return await self._write(lambda c: ops.clawback(
+            c, self._clock(), user_id, credits, key=key, note=note, actor=actor), conn, key)
+
+    async def audit(self, *, user_id: int | None = None) -> list[Violation]:
+        """Every invariant over the whole database (or one user); empty when all hold."""
+        async with read_tx(self._engine) as conn:
+            return await _audit.audit(conn, user_id)
+
+    async def checkin(self, user_id: int, *, credits: int, tz: str | ZoneInfo,
+                      expires_days: int = 0, conn: AsyncConnection | None = None,
+                      ) -> CheckinResult:
+        """Grants the daily reward once per local day in `tz`."""
+        zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        return await self._write(lambda c: _rewards.checkin(
+            c, self._clock(), user_id, credits=credits, zone=zone, expires_days=expires_days),
+            conn)
+
+    async def create_code(self, credits: int, *, max_uses: int = 1,
+                          expires_at: datetime | None = None, credit_days: int | None = None,
+                          created_by: str | None = None, code: str | None = None) -> RedeemCode:
+        """Makes a redeem code worth `credits`, usable by `max_uses` different users."""
+        return await self._write(lambda c: _rewards.create_code(
+            c, self._clock(), credits, max_uses=max_uses, expires_at=expires_at,
+            credit_days=credit_days, created_by=created_by, code=code), None)
+
+    async def redeem(self, user_id: int, code: str, *,
+                     conn: AsyncConnection | None = None) -> Grant:
+        """Credits a code's value to the user, once per user and at most `max_uses` in all."""
+        return await self._write(lambda c: _rewards.redeem(c, self._clock(), user_id, code), conn)

@@ -1,0 +1,1 @@
+"""The one aiohttp server: callbacks, payment webhooks, Telegram, WeChat, media, health."""
