@@ -5,6 +5,10 @@ DBAPI's own transaction handling is switched off and we emit BEGIN ourselves: `w
 with `BEGIN IMMEDIATE`, which takes the database write lock at the start, so concurrent writers
 queue on the busy timeout instead of failing half-way with "database is locked" when a read
 transaction tries to upgrade. `read_tx` uses a deferred BEGIN (a consistent snapshot, no lock).
+Within one process, `write_tx` also queues writers on an asyncio lock per engine: SQLite admits
+one writer at a time anyway, and a writer waiting on the lock wakes the moment it is free,
+where one waiting in SQLite's busy handler sleeps in steps of up to 100 ms. Other processes
+still queue on the busy timeout. (Measured: 200 concurrent holds, 3.2 s without the lock.)
 
 PostgreSQL runs at READ COMMITTED; modules that change shared state lock the row they serialise
 on (`SELECT … FOR UPDATE`), which renders to nothing on SQLite where the write lock already
@@ -15,14 +19,16 @@ Timestamps are stored as naive UTC in both databases and come back as aware UTC 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -47,6 +53,8 @@ metadata = MetaData(
 )
 
 _READ_ONLY = "videofly_read_only"
+# SQLite engine -> the lock its in-process writers queue on; made with the engine, dies with it.
+_WRITE_LOCKS: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
 
 
 def utcnow() -> datetime:
@@ -98,6 +106,7 @@ def create_engine(
         connect_args={"timeout": sqlite_busy_timeout_ms / 1000},
     )
     _configure_sqlite(engine, sqlite_busy_timeout_ms)
+    _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
     return engine
 
 
@@ -124,7 +133,12 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 @asynccontextmanager
 async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that commits on success and rolls back on any exception."""
-    async with engine.begin() as conn:
+    lock = _WRITE_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with lock, engine.begin() as conn:
         yield conn
 
 

@@ -31,7 +31,9 @@ def pg_url() -> str | None:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def _prepared(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> str | Path:
+async def prepared_database(
+    pg_url: str | None, tmp_path_factory: pytest.TempPathFactory,
+) -> str | Path:
     """Migrates the session's database once: the PostgreSQL one, or a SQLite template file."""
     if pg_url is None:
         return await migrated_sqlite_template(tmp_path_factory.mktemp("sqlite"))
@@ -49,12 +51,12 @@ async def _prepared(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-async def database(_prepared: str | Path, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+async def database(prepared_database: str | Path, tmp_path: Path) -> AsyncIterator[TestDatabase]:
     """A migrated, empty database for this test alone."""
-    if isinstance(_prepared, Path):
-        yield sqlite_copy(_prepared, tmp_path)
+    if isinstance(prepared_database, Path):
+        yield sqlite_copy(prepared_database, tmp_path)
         return
-    db = TestDatabase(_prepared)
+    db = TestDatabase(prepared_database)
     engine = db.engine()
     await truncate_all(engine)
     await engine.dispose()

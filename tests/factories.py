@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -50,7 +51,7 @@ class TestDatabase:
     def kind(self) -> str:
         return make_url(self.url).get_backend_name()
 
-    def engine(self, **kw: int) -> AsyncEngine:
+    def engine(self, **kw: Any) -> AsyncEngine:
         return create_engine(self.url, **kw)
 
 
