@@ -49,18 +49,20 @@ async def test_audit_reports_each_broken_invariant(engine: AsyncEngine, rule: st
     uid = await _populate(wallet)
     assert await wallet.audit() == []
     # Damage, audit and roll back in one transaction: nothing broken outlives the test.
-    async with engine.connect() as conn, conn.begin() as tx:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text(
-                "ALTER TABLE accounts DROP CONSTRAINT ck_accounts_held_non_negative"))
-        else:
-            await conn.execute(text("PRAGMA ignore_check_constraints = ON"))
-        await conn.execute(text(DAMAGE[rule]))
-        everyone = {v.rule for v in await audit(conn)}
-        one_user = {v.rule for v in await audit(conn, uid)}
-        await tx.rollback()
+    async with engine.connect() as conn:
+        async with conn.begin() as tx:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(
+                    "ALTER TABLE accounts DROP CONSTRAINT ck_accounts_held_non_negative"))
+            else:
+                await conn.execute(text("PRAGMA ignore_check_constraints = ON"))
+            await conn.execute(text(DAMAGE[rule]))
+            everyone = {v.rule for v in await audit(conn)}
+            one_user = {v.rule for v in await audit(conn, uid)}
+            await tx.rollback()
         if engine.dialect.name == "sqlite":
             await conn.execute(text("PRAGMA ignore_check_constraints = OFF"))
+            await conn.commit()
     assert rule in everyone
     if rule != "redeem code uses match redemptions":  # codes are shared, not per user
         assert rule in one_user
