@@ -65,7 +65,7 @@ async def database(prepared_database: str | Path, tmp_path: Path) -> AsyncIterat
 
 @pytest.fixture
 async def engine(database: TestDatabase) -> AsyncIterator[AsyncEngine]:
-    eng = database.engine(pool_size=20, max_overflow=20)
+    eng = database.engine(pool_size=10, max_overflow=10)
     yield eng
     await eng.dispose()
 

@@ -114,7 +114,7 @@ async def _script(url: str, kill_at: int) -> None:
 
 
 async def _holds(url: str, uid: int, n: int) -> None:
-    engine = create_engine(url, pool_size=20, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=0)
     wallet = Wallet(engine)
     tag = uuid.uuid4().hex
 
