@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -22,6 +23,7 @@ from tests.factories import (
     test_database_url,
     truncate_all,
 )
+from tests.fakes import http_client
 from wallet import Wallet
 
 
@@ -68,6 +70,13 @@ async def engine(database: TestDatabase) -> AsyncIterator[AsyncEngine]:
     eng = database.engine(pool_size=10, max_overflow=10)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The shared outbound HTTP client, as the application builds it, for tests of clients."""
+    async with http_client() as client:
+        yield client
 
 
 @pytest.fixture

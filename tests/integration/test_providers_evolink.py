@@ -40,12 +40,6 @@ async def fake() -> AsyncIterator[EvolinkFake]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
-
-
-@pytest.fixture
 def evo(http: httpx.AsyncClient, fake: EvolinkFake) -> EvolinkClient:
     return EvolinkClient(http, api_key=KEY, base_url=fake.url, retry=FAST)
 

@@ -35,12 +35,6 @@ async def fake() -> AsyncIterator[ImageFake]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
-
-
-@pytest.fixture
 def image(http: httpx.AsyncClient, fake: ImageFake) -> ImageClient:
     return ImageClient(http, api_key=KEY, base_url=fake.url, retry=FAST)
 

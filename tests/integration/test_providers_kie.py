@@ -41,12 +41,6 @@ async def fake() -> AsyncIterator[KieFake]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
-
-
-@pytest.fixture
 def kie(http: httpx.AsyncClient, fake: KieFake) -> KieClient:
     return KieClient(http, api_key=KEY, base_url=fake.url + "/", retry=FAST)
 

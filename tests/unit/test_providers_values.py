@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,15 +23,8 @@ from providers import (
     extract_image_urls,
 )
 from providers._http import Caller
-from tests.fakes import http_client
 from tests.fakes.image import PNG_1X1 as PNG
 from tests.fakes.image import PNG_DATA_URL as DATA
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
 
 
 @pytest.mark.parametrize(("text", "urls"), [
