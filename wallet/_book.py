@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, CursorResult, Row, bindparam, insert, select, update
 
 from ._exceptions import HoldNotFound, UnknownUser
 from .tables import accounts, grants, holds, ledger
@@ -23,11 +22,22 @@ _LOCK = (
     .where(accounts.c.user_id == bindparam("uid"))
     .with_for_update()
 )
-_LOCK_OF_HOLD = (
-    select(accounts.c.user_id, accounts.c.available, accounts.c.held, accounts.c.debt)
-    .where(accounts.c.user_id == select(holds.c.user_id)
-           .where(holds.c.id == bindparam("hid")).scalar_subquery())
+# The hold's row and its owner's counters in one statement; FOR UPDATE locks both rows, so a
+# concurrent settle or release of the same hold waits and then reads the hold's new status.
+_LOCK_HOLD = (
+    select(holds, accounts.c.available, accounts.c.held, accounts.c.debt)
+    .join_from(holds, accounts, accounts.c.user_id == holds.c.user_id)
+    .where(holds.c.id == bindparam("hid"))
     .with_for_update()
+)
+# The counters, and the hold already made under `ref` if any (NULLs when none). Only the account
+# row is locked; a hold inserted concurrently under the same ref shows up as a unique-key error,
+# on which the caller runs the operation again (see Wallet._write).
+_LOCK_WITH_REF = (
+    select(accounts.c.available, accounts.c.held, accounts.c.debt, holds)
+    .select_from(accounts.outerjoin(holds, holds.c.ref == bindparam("ref")))
+    .where(accounts.c.user_id == bindparam("uid"))
+    .with_for_update(of=accounts)
 )
 _SAVE = (
     update(accounts)
@@ -51,18 +61,28 @@ class Account:
     entries: list[dict[str, Any]]
 
 
-async def lock(conn: AsyncConnection, user_id: int) -> Account:
-    row = (await conn.execute(_LOCK, {"uid": user_id})).first()
+def lock(conn: Connection, user_id: int) -> Account:
+    row = conn.execute(_LOCK, {"uid": user_id}).first()
     if row is None:
         raise UnknownUser(user_id)
     return Account(user_id, row.available, row.held, row.debt, [])
 
 
-async def lock_of_hold(conn: AsyncConnection, hold_id: int) -> Account:
-    row = (await conn.execute(_LOCK_OF_HOLD, {"hid": hold_id})).first()
+def lock_hold(conn: Connection, hold_id: int) -> tuple[Account, Row[Any]]:
+    """Locks a hold and its owner's account; returns the counters and the hold's row."""
+    row = conn.execute(_LOCK_HOLD, {"hid": hold_id}).first()
     if row is None:
         raise HoldNotFound(hold_id)
-    return Account(row.user_id, row.available, row.held, row.debt, [])
+    return Account(row.user_id, row.available, row.held, row.debt, []), row
+
+
+def lock_with_ref(conn: Connection, user_id: int, ref: str) -> tuple[Account, Row[Any] | None]:
+    """Locks the user's account; returns the counters and the hold made under `ref`, if any."""
+    row = conn.execute(_LOCK_WITH_REF, {"uid": user_id, "ref": ref}).first()
+    if row is None:
+        raise UnknownUser(user_id)
+    return Account(user_id, row.available, row.held, row.debt, []), (
+        row if row.id is not None else None)
 
 
 def entry(
@@ -91,21 +111,21 @@ def entry(
     })
 
 
-async def save(conn: AsyncConnection, acct: Account) -> None:
+def save(conn: Connection, acct: Account) -> None:
     """Writes the queued ledger rows and the counters; a no-op when nothing changed."""
     if not acct.entries:
         return
-    await conn.execute(_ENTRY, acct.entries)
-    await conn.execute(
+    conn.execute(_ENTRY, acct.entries[0] if len(acct.entries) == 1 else acct.entries)
+    conn.execute(
         _SAVE, {"uid": acct.user_id, "a": acct.available, "h": acct.held, "d": acct.debt}
     )
     acct.entries = []
 
 
-async def set_remaining(conn: AsyncConnection, changes: list[tuple[int, int]]) -> None:
+def set_remaining(conn: Connection, changes: list[tuple[int, int]]) -> None:
     """Sets `remaining` for each (grant id, new remaining)."""
     if changes:
-        await conn.execute(_SET_REMAINING, [{"gid": g, "rem": r} for g, r in changes])
+        conn.execute(_SET_REMAINING, [{"gid": g, "rem": r} for g, r in changes])
 
 
 def new_id(result: CursorResult[Any]) -> int:

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from . import _book as book
 from ._exceptions import (
@@ -26,8 +25,6 @@ from ._types import Clawback, Grant, Hold, HoldStatus
 from .tables import clawbacks, grants, hold_parts, holds
 
 _GRANT_BY_KEY = select(grants).where(grants.c.key == bindparam("key"))
-_HOLD_BY_REF = select(holds).where(holds.c.ref == bindparam("ref"))
-_HOLD_BY_ID = select(holds).where(holds.c.id == bindparam("hid"))
 _OPEN_SOONEST_FIRST = (
     select(grants.c.id, grants.c.remaining, grants.c.expires_at)
     .where(grants.c.user_id == bindparam("uid"), grants.c.remaining > 0)
@@ -84,13 +81,13 @@ def _expire_lapsed(
     return changes
 
 
-async def grant(
-    conn: AsyncConnection, now: datetime, user_id: int, credits: int, *, source: str, key: str,
+def grant(
+    conn: Connection, now: datetime, user_id: int, credits: int, *, source: str, key: str,
     expires_at: datetime | None, note: str | None, actor: str | None,
 ) -> Grant:
     positive(credits)
-    acct = await book.lock(conn, user_id)
-    row = (await conn.execute(_GRANT_BY_KEY, {"key": key})).first()
+    acct = book.lock(conn, user_id)
+    row = conn.execute(_GRANT_BY_KEY, {"key": key}).first()
     if row is not None:
         if row.user_id != user_id or row.amount != credits:
             raise IdempotencyConflict(key)
@@ -101,26 +98,25 @@ async def grant(
     values = {"user_id": user_id, "source": source, "key": key, "amount": credits,
               "remaining": credits - paid, "expires_at": expires_at, "created_at": now,
               "note": note}
-    grant_id = book.new_id(await conn.execute(_INSERT_GRANT, values))
+    grant_id = book.new_id(conn.execute(_INSERT_GRANT, values))
     book.entry(acct, "grant", now, amount=credits, debt=-paid, ref=key, grant_id=grant_id,
                note=note, actor=actor)
-    await book.save(conn, acct)
+    book.save(conn, acct)
     return Grant(grant_id, user_id, source, key, credits, credits - paid, expires_at, now,
                  note, True)
 
 
-async def hold(
-    conn: AsyncConnection, now: datetime, user_id: int, credits: int, *, ref: str,
+def hold(
+    conn: Connection, now: datetime, user_id: int, credits: int, *, ref: str,
     ttl: timedelta | None,
 ) -> Hold:
     positive(credits)
-    acct = await book.lock(conn, user_id)
-    row = (await conn.execute(_HOLD_BY_REF, {"ref": ref})).first()
+    acct, row = book.lock_with_ref(conn, user_id, ref)
     if row is not None:
         if row.user_id != user_id or row.credits != credits:
             raise IdempotencyConflict(ref)
         return hold_record(row)
-    rows = (await conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id})).all()
+    rows = conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id}).all()
     live = [r for r in rows if not book.lapsed(r.expires_at, now)]
     usable = acct.available - sum(r.remaining for r in rows) + sum(r.remaining for r in live)
     if usable < credits:
@@ -135,25 +131,24 @@ async def hold(
         if not need:
             break
     expires_at = now + ttl if ttl is not None else None
-    hold_id = book.new_id(await conn.execute(_INSERT_HOLD, {
+    hold_id = book.new_id(conn.execute(_INSERT_HOLD, {
         "user_id": user_id, "ref": ref, "credits": credits, "status": HoldStatus.ACTIVE,
         "spent": None, "created_at": now, "expires_at": expires_at,
     }))
-    await book.set_remaining(conn, changes)
+    book.set_remaining(conn, changes)
     for p in parts:
         p["hold_id"] = hold_id
-    await conn.execute(_INSERT_PARTS, parts)
+    conn.execute(_INSERT_PARTS, parts)
     book.entry(acct, "hold", now, amount=-credits, held=credits, ref=ref, hold_id=hold_id)
-    await book.save(conn, acct)
+    book.save(conn, acct)
     return Hold(hold_id, user_id, ref, credits, HoldStatus.ACTIVE, None, now, expires_at)
 
 
-async def finish(
-    conn: AsyncConnection, now: datetime, hold_id: int, spend: int | None, target: HoldStatus,
+def finish(
+    conn: Connection, now: datetime, hold_id: int, spend: int | None, target: HoldStatus,
 ) -> tuple[Hold, bool]:
     """Settles (spends `spend`, default all) or releases a hold; returns it and if it changed."""
-    acct = await book.lock_of_hold(conn, hold_id)
-    row = (await conn.execute(_HOLD_BY_ID, {"hid": hold_id})).one()
+    acct, row = book.lock_hold(conn, hold_id)
     wanted = "settle" if target is HoldStatus.SETTLED else "release"
     if row.status == target and (spend is None or spend == row.spent):
         return hold_record(row), False
@@ -168,7 +163,7 @@ async def finish(
         changes = []
         # Spend from the lots taken first; what is left goes back to the lots taken last.
         to_skip = spent
-        for p in (await conn.execute(_PARTS, {"hid": hold_id})).all():
+        for p in conn.execute(_PARTS, {"hid": hold_id}).all():
             ret = p.credits - min(p.credits, to_skip)
             to_skip -= p.credits - ret
             if not ret:
@@ -179,29 +174,29 @@ async def finish(
             pay = min(acct.debt - paid, ret)
             paid += pay
             changes.append((p.grant_id, p.remaining + ret - pay))
-        await book.set_remaining(conn, changes)
-    await conn.execute(_FINISH, {"hid": hold_id, "st": target, "sp": spent, "at": now})
+        book.set_remaining(conn, changes)
+    conn.execute(_FINISH, {"hid": hold_id, "st": target, "sp": spent, "at": now})
     book.entry(acct, wanted, now, amount=back, held=-row.credits, debt=-paid, ref=row.ref,
                hold_id=hold_id)
     if expired:
         book.entry(acct, "expire", now, amount=-expired, ref=row.ref, hold_id=hold_id)
-    await book.save(conn, acct)
+    book.save(conn, acct)
     return Hold(hold_id, row.user_id, row.ref, row.credits, target, spent, row.created_at,
                 row.expires_at), True
 
 
-async def clawback(
-    conn: AsyncConnection, now: datetime, user_id: int, credits: int, *, key: str,
+def clawback(
+    conn: Connection, now: datetime, user_id: int, credits: int, *, key: str,
     note: str | None, actor: str | None,
 ) -> Clawback:
     positive(credits)
-    acct = await book.lock(conn, user_id)
-    row = (await conn.execute(select(clawbacks).where(clawbacks.c.key == key))).first()
+    acct = book.lock(conn, user_id)
+    row = conn.execute(select(clawbacks).where(clawbacks.c.key == key)).first()
     if row is not None:
         if row.user_id != user_id or row.credits != credits:
             raise IdempotencyConflict(key)
         return Clawback(row.id, user_id, key, credits, row.taken, row.debt)
-    rows = (await conn.execute(_OPEN_NEWEST_FIRST, {"uid": user_id})).all()
+    rows = conn.execute(_OPEN_NEWEST_FIRST, {"uid": user_id}).all()
     changes = _expire_lapsed(acct, rows, now)
     taken = 0
     for r in rows:
@@ -210,23 +205,23 @@ async def clawback(
         take = min(r.remaining, credits - taken)
         changes.append((r.id, r.remaining - take))
         taken += take
-    await book.set_remaining(conn, changes)
+    book.set_remaining(conn, changes)
     shortfall = credits - taken
-    claw_id = book.new_id(await conn.execute(insert(clawbacks).values(
+    claw_id = book.new_id(conn.execute(insert(clawbacks).values(
         user_id=user_id, key=key, credits=credits, taken=taken, debt=shortfall, created_at=now,
     )))
     book.entry(acct, "clawback", now, amount=-credits, debt=shortfall, ref=key, note=note,
                actor=actor)
-    await book.save(conn, acct)
+    book.save(conn, acct)
     return Clawback(claw_id, user_id, key, credits, taken, shortfall)
 
 
-async def expire_user(conn: AsyncConnection, now: datetime, user_id: int) -> int:
+def expire_user(conn: Connection, now: datetime, user_id: int) -> int:
     """Expires the unheld remainder of the user's lapsed grants; returns the credits expired."""
-    acct = await book.lock(conn, user_id)
-    rows = (await conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id})).all()
+    acct = book.lock(conn, user_id)
+    rows = conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id}).all()
     changes = _expire_lapsed(acct, rows, now)
-    await book.set_remaining(conn, changes)
+    book.set_remaining(conn, changes)
     expired: int = -sum(e["amount"] for e in acct.entries)
-    await book.save(conn, acct)
+    book.save(conn, acct)
     return expired

@@ -13,8 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, insert, select, update
 
 from . import _book as book
 from . import _ops as ops
@@ -42,25 +41,25 @@ def new_code(length: int = 10) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
 
-async def checkin(
-    conn: AsyncConnection, now: datetime, user_id: int, *, credits: int, zone: ZoneInfo,
+def checkin(
+    conn: Connection, now: datetime, user_id: int, *, credits: int, zone: ZoneInfo,
     expires_days: int,
 ) -> CheckinResult:
     day = now.astimezone(zone).date()
     key = f"checkin:{user_id}:{day.isoformat()}"
     expires_at = now + timedelta(days=expires_days) if expires_days else None
     try:
-        g = await ops.grant(conn, now, user_id, credits, source="checkin", key=key,
+        g = ops.grant(conn, now, user_id, credits, source="checkin", key=key,
                             expires_at=expires_at, note=None, actor=None)
     except IdempotencyConflict:
         # Checked in earlier today while the configured amount was different.
-        row = (await conn.execute(select(grants).where(grants.c.key == key))).one()
+        row = conn.execute(select(grants).where(grants.c.key == key)).one()
         g = ops.grant_record(row, created=False)
     return CheckinResult(g.created, g.credits, day, g)
 
 
-async def create_code(
-    conn: AsyncConnection, now: datetime, credits: int, *, max_uses: int,
+def create_code(
+    conn: Connection, now: datetime, credits: int, *, max_uses: int,
     expires_at: datetime | None, credit_days: int | None, created_by: str | None,
     code: str | None,
 ) -> RedeemCode:
@@ -76,38 +75,38 @@ async def create_code(
         code = normalize_code(code)
         if not _CODE_SHAPE.match(code):
             raise InvalidAmount("a code is 4-32 letters, digits or dashes")
-    exists = (await conn.execute(
-        select(redeem_codes.c.code).where(redeem_codes.c.code == code))).first()
+    exists = conn.execute(
+        select(redeem_codes.c.code).where(redeem_codes.c.code == code)).first()
     if exists is not None:
         raise IdempotencyConflict(code)
-    await conn.execute(insert(redeem_codes).values(
+    conn.execute(insert(redeem_codes).values(
         code=code, credits=credits, max_uses=max_uses, uses=0, expires_at=expires_at,
         credit_days=credit_days, created_by=created_by, created_at=now,
     ))
     return RedeemCode(code, credits, max_uses, 0, expires_at, credit_days)
 
 
-async def redeem(conn: AsyncConnection, now: datetime, user_id: int, code: str) -> Grant:
+def redeem(conn: Connection, now: datetime, user_id: int, code: str) -> Grant:
     code = normalize_code(code)
-    await book.lock(conn, user_id)  # the user first, then the code: one lock order everywhere
-    done = (await conn.execute(select(redemptions.c.user_id).where(
-        redemptions.c.code == code, redemptions.c.user_id == user_id))).first()
+    book.lock(conn, user_id)  # the user first, then the code: one lock order everywhere
+    done = conn.execute(select(redemptions.c.user_id).where(
+        redemptions.c.code == code, redemptions.c.user_id == user_id)).first()
     if done is not None:
         raise AlreadyRedeemed(code)
-    row = (await conn.execute(
-        select(redeem_codes).where(redeem_codes.c.code == code).with_for_update())).first()
+    row = conn.execute(
+        select(redeem_codes).where(redeem_codes.c.code == code).with_for_update()).first()
     if row is None:
         raise CodeNotFound(code)
     if book.lapsed(row.expires_at, now):
         raise CodeExpired(code)
     if row.uses >= row.max_uses:
         raise CodeUsedUp(code)
-    await conn.execute(update(redeem_codes).where(redeem_codes.c.code == code)
+    conn.execute(update(redeem_codes).where(redeem_codes.c.code == code)
                        .values(uses=redeem_codes.c.uses + 1))
     expires_at = now + timedelta(days=row.credit_days) if row.credit_days else None
-    g = await ops.grant(conn, now, user_id, row.credits, source="redeem",
+    g = ops.grant(conn, now, user_id, row.credits, source="redeem",
                         key=f"redeem:{code}:{user_id}", expires_at=expires_at,
                         note=f"code {code}", actor=None)
-    await conn.execute(insert(redemptions).values(
+    conn.execute(insert(redemptions).values(
         code=code, user_id=user_id, grant_id=g.id, created_at=now))
     return g

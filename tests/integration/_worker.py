@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_engine
+from core.db import create_engine, sqlite_twin
 from wallet import InsufficientCredits, Wallet
 
 BASE = datetime(2026, 5, 1, 15, 30, tzinfo=UTC)
@@ -86,6 +86,22 @@ async def run_script(engine: AsyncEngine, after_each: Callable[[int], Awaitable[
         await after_each(i)
 
 
+async def warm_up(engine: AsyncEngine) -> None:
+    """Opens the first connections outside the count, in child and reference alike."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    twin = sqlite_twin(engine)
+    if twin is not None:
+        with twin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def sync_engines(engine: AsyncEngine) -> list[Engine]:
+    """Every engine that talks to the database: the async one's core and the SQLite twin."""
+    twin = sqlite_twin(engine)
+    return [engine.sync_engine] + ([twin] if twin is not None else [])
+
+
 def _arm_kill(engine: AsyncEngine, kill_at: int) -> None:
     calls = 0
 
@@ -95,14 +111,14 @@ def _arm_kill(engine: AsyncEngine, kill_at: int) -> None:
         if calls == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", tick)
-    event.listen(engine.sync_engine, "commit", tick)
+    for target in sync_engines(engine):
+        event.listen(target, "before_cursor_execute", tick)
+        event.listen(target, "commit", tick)
 
 
 async def _script(url: str, kill_at: int) -> None:
     engine = create_engine(url)
-    async with engine.connect() as conn:  # first connect out of the count, as in the reference
-        await conn.execute(text("SELECT 1"))
+    await warm_up(engine)
     if kill_at:
         _arm_kill(engine, kill_at)
 

@@ -22,7 +22,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import TestDatabase, sqlite_copy, truncate_all
-from tests.integration._worker import SCRIPT, run_script
+from tests.integration._worker import SCRIPT, run_script, sync_engines, warm_up
 from wallet import Wallet
 
 pytestmark = pytest.mark.slow
@@ -58,18 +58,24 @@ async def reference(engine: AsyncEngine) -> tuple[list[dict[str, Any]], int]:
         nonlocal calls
         calls += 1
 
-    snaps = [await snapshot(engine)]  # also opens the first connection, as the child does
-    event.listen(engine.sync_engine, "before_cursor_execute", tick)
-    event.listen(engine.sync_engine, "commit", tick)
+    await warm_up(engine)
+    snaps = [await snapshot(engine)]
+    targets = sync_engines(engine)
+
+    def arm(on: bool) -> None:
+        for t in targets:
+            for name in ("before_cursor_execute", "commit"):
+                (event.listen if on else event.remove)(t, name, tick)
+
+    arm(True)
 
     async def after(_: int) -> None:
-        event.remove(engine.sync_engine, "before_cursor_execute", tick)
-        event.remove(engine.sync_engine, "commit", tick)
+        arm(False)
         snaps.append(await snapshot(engine))
-        event.listen(engine.sync_engine, "before_cursor_execute", tick)
-        event.listen(engine.sync_engine, "commit", tick)
+        arm(True)
 
     await run_script(engine, after)
+    arm(False)
     return snaps, calls
 
 
