@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "CreditsConfig",
     "DatabaseConfig",
+    "GenerationConfig",
     "HttpConfig",
     "ModelConfig",
     "PackageConfig",
@@ -161,6 +162,7 @@ class ModelConfig:
     kind: Literal["text-to-video", "image-to-video", "try-on"]
     credits: int | None = None
     credits_per_second: int | None = None
+    provider_model: str = ""  # the provider's own model name; empty means the same as id
     durations: tuple[int, ...] = ()
     aspect_ratios: tuple[str, ...] = ()
     enabled: bool = True
@@ -176,6 +178,40 @@ class ModelConfig:
         if any(d <= 0 for d in self.durations):
             raise ValueError("durations must be positive seconds")
         return self
+
+
+@_frozen
+class GenerationConfig:
+    # Jobs a user may have running at once, by tier; "default" for tiers not listed.
+    concurrency: dict[str, int] = field(default_factory=lambda: {"default": 3})
+    # Poll a job that has had no callback for this long, backing off up to poll_max_seconds.
+    poll_after_seconds: int = 30
+    poll_max_seconds: int = 300
+    # A job still unfinished this long after it started fails and its credits come back.
+    deadline_minutes: int = 60
+    # Provider results: size limit, download timeout, hosts exempt from the public-address rule.
+    result_max_bytes: int = 500_000_000
+    download_timeout_seconds: int = 600
+    allow_hosts: tuple[str, ...] = ()
+    # Housekeeping: delete failed jobs, archive completed ones (removing their files), in days.
+    failed_retention_days: int = 30
+    completed_retention_days: int = 90
+    # Demo provider: seconds before it calls back.
+    demo_delay_seconds: float = 2.0
+
+    @model_validator(mode="after")
+    def _sane(self) -> GenerationConfig:
+        if "default" not in self.concurrency or any(v < 1 for v in self.concurrency.values()):
+            raise ValueError("concurrency needs a 'default' and every limit >= 1")
+        numbers = (self.poll_after_seconds, self.poll_max_seconds, self.deadline_minutes,
+                   self.result_max_bytes, self.download_timeout_seconds,
+                   self.failed_retention_days, self.completed_retention_days)
+        if min(numbers) < 1 or self.demo_delay_seconds < 0:
+            raise ValueError("durations, limits and retention days must be positive")
+        return self
+
+    def limit_for(self, tier: str) -> int:
+        return self.concurrency.get(tier, self.concurrency["default"])
 
 
 @_frozen
@@ -216,6 +252,7 @@ class Config:
     wechat: WechatConfig = field(default_factory=WechatConfig)
     credits: CreditsConfig = field(default_factory=CreditsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     models: tuple[ModelConfig, ...] = ()
     packages: tuple[PackageConfig, ...] = ()
 

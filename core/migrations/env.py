@@ -2,7 +2,9 @@
 
 from alembic import context
 
-import wallet.tables  # noqa: F401  (registers the tables on the shared metadata)
+import core.outbox  # noqa: F401  (each import registers its tables on the shared metadata)
+import generation.tables  # noqa: F401
+import wallet.tables  # noqa: F401
 from core.db import metadata
 
 _conn = context.config.attributes.get("connection")
