@@ -53,18 +53,14 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key."""
 
 
-def _frozen(cls: type) -> Any:
-    return dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)(cls)
-
-
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class AppConfig:
     default_language: Literal["en", "zh"] = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: str = "data"
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///data/videofly.db"
     pool_size: int = field(default=10)
@@ -87,7 +83,7 @@ class DatabaseConfig:
         return v
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -109,7 +105,7 @@ class HttpConfig:
         return v.rstrip("/")
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class TelegramConfig:
     api_base_url: str = "https://api.telegram.org/bot"
     api_file_url: str = "https://api.telegram.org/file/bot"
@@ -118,13 +114,13 @@ class TelegramConfig:
     admins: tuple[int, ...] = ()
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class WechatConfig:
     api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     admins: tuple[str, ...] = ()
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class CreditsConfig:
     new_user_bonus: int = 10
     new_user_bonus_days: int = 30
@@ -154,7 +150,7 @@ class CreditsConfig:
         return ZoneInfo(self.timezone)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class ModelConfig:
     id: str
     name: str
@@ -180,7 +176,7 @@ class ModelConfig:
         return self
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class GenerationConfig:
     # Jobs a user may have running at once, by tier; "default" for tiers not listed.
     concurrency: dict[str, int] = field(default_factory=lambda: {"default": 3})
@@ -214,7 +210,7 @@ class GenerationConfig:
         return self.concurrency.get(tier, self.concurrency["default"])
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class PackageConfig:
     id: str
     credits: int
@@ -232,7 +228,7 @@ class PackageConfig:
         return self
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class StorageConfig:
     backend: Literal["local", "s3"] = "local"
     local_dir: str = "data/media"
@@ -243,7 +239,7 @@ class StorageConfig:
     link_ttl_seconds: int = 86_400
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class Config:
     app: AppConfig = field(default_factory=AppConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, DateTime, MetaData, event
+from sqlalchemy import Connection, CursorResult, DateTime, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -42,6 +42,7 @@ __all__ = [
     "create_engine",
     "is_postgres",
     "metadata",
+    "new_id",
     "read_tx",
     "run_write",
     "sqlite_twin",
@@ -85,6 +86,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def new_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def is_postgres(bind: AsyncEngine | AsyncConnection) -> bool:

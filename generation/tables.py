@@ -41,7 +41,7 @@ jobs = Table(
     Column("failure", String(32), nullable=True),  # a reason code: provider, deadline, …
     Column("failure_detail", String(500), nullable=True),  # for operators; never a secret
     Column("result_urls", JSON, nullable=True),  # where the provider left the result
-    Column("result_key", String(512), nullable=True),
+    Column("result_keys", JSON, nullable=True),  # our storage keys of the stored results
     Column("thumbnail_key", String(512), nullable=True),
     Column("result_bytes", BigInteger, nullable=True),
     Column("polls", Integer, nullable=False, server_default="0"),

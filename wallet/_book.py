@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from ._exceptions import HoldNotFound, UnknownUser
 from .tables import accounts, grants, holds, ledger
@@ -126,13 +126,6 @@ def set_remaining(conn: Connection, changes: list[tuple[int, int]]) -> None:
     """Sets `remaining` for each (grant id, new remaining)."""
     if changes:
         conn.execute(_SET_REMAINING, [{"gid": g, "rem": r} for g, r in changes])
-
-
-def new_id(result: CursorResult[Any]) -> int:
-    """The primary key of the row an INSERT just wrote."""
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 def lapsed(expires_at: datetime | None, now: datetime) -> bool:

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from core.db import new_id
+
 from . import _book as book
 from ._exceptions import (
     HoldStateError,
@@ -98,7 +100,7 @@ def grant(
     values = {"user_id": user_id, "source": source, "key": key, "amount": credits,
               "remaining": credits - paid, "expires_at": expires_at, "created_at": now,
               "note": note}
-    grant_id = book.new_id(conn.execute(_INSERT_GRANT, values))
+    grant_id = new_id(conn.execute(_INSERT_GRANT, values))
     book.entry(acct, "grant", now, amount=credits, debt=-paid, ref=key, grant_id=grant_id,
                note=note, actor=actor)
     book.save(conn, acct)
@@ -131,7 +133,7 @@ def hold(
         if not need:
             break
     expires_at = now + ttl if ttl is not None else None
-    hold_id = book.new_id(conn.execute(_INSERT_HOLD, {
+    hold_id = new_id(conn.execute(_INSERT_HOLD, {
         "user_id": user_id, "ref": ref, "credits": credits, "status": HoldStatus.ACTIVE,
         "spent": None, "created_at": now, "expires_at": expires_at,
     }))
@@ -207,7 +209,7 @@ def clawback(
         taken += take
     book.set_remaining(conn, changes)
     shortfall = credits - taken
-    claw_id = book.new_id(conn.execute(insert(clawbacks).values(
+    claw_id = new_id(conn.execute(insert(clawbacks).values(
         user_id=user_id, key=key, credits=credits, taken=taken, debt=shortfall, created_at=now,
     )))
     book.entry(acct, "clawback", now, amount=-credits, debt=shortfall, ref=key, note=note,

@@ -18,11 +18,10 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db import read_tx, run_write, utcnow
+from core.db import new_id, read_tx, run_write, utcnow
 
 from . import _audit, _reads, _rewards
 from . import _ops as ops
-from ._book import new_id
 from ._exceptions import HoldNotFound, HoldStateError
 from ._types import (
     Balance,

@@ -86,7 +86,7 @@ def test_duplicate_model_ids_are_refused(tmp_path: Path) -> None:
 def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(AttributeError):
-        cfg.http.port = 1
+        cfg.http.port = 1  # type: ignore[misc]
 
 
 def test_secrets_come_from_the_environment_and_never_show() -> None:

@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('failure', sa.String(length=32), nullable=True),
     sa.Column('failure_detail', sa.String(length=500), nullable=True),
     sa.Column('result_urls', sa.JSON(), nullable=True),
-    sa.Column('result_key', sa.String(length=512), nullable=True),
+    sa.Column('result_keys', sa.JSON(), nullable=True),
     sa.Column('thumbnail_key', sa.String(length=512), nullable=True),
     sa.Column('result_bytes', sa.BigInteger(), nullable=True),
     sa.Column('polls', sa.Integer(), server_default='0', nullable=False),
