@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -28,6 +29,17 @@ class Stored:
     keys: list[str]
     thumbnail_key: str | None
     size: int
+
+
+_IMAGE_SUFFIXES = {"image/png": ".png", "image/webp": ".webp", "image/jpeg": ".jpg"}
+
+
+def image_suffix(url: str) -> str:
+    """A file suffix for an image result, from its data: type or its path; .jpg otherwise."""
+    if url.startswith("data:"):
+        return _IMAGE_SUFFIXES.get(url[5:].split(";", 1)[0].split(",", 1)[0].lower(), ".jpg")
+    path = urlsplit(url).path.lower()
+    return next((s for s in (".png", ".webp", ".jpg", ".jpeg") if path.endswith(s)), ".jpg")
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
@@ -56,7 +68,7 @@ async def store_results(
     done: list[StoredObject] = []
     try:
         for url in urls[: 1 if video else 8]:
-            suffix = ".mp4" if video else ".jpg"
+            suffix = ".mp4" if video else image_suffix(url)
             done.append(await relay(
                 http, url, storage, new_key("videos" if video else "images", suffix),
                 max_bytes=config.result_max_bytes, timeout=config.download_timeout_seconds,

@@ -27,8 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.config import GenerationConfig
 from core.db import new_id, read_tx, utcnow, write_tx
 from core.outbox import enqueue
-from providers import CallbackHint, Provider, ProviderError, TaskRequest, TaskState, TaskStatus
-from storage import Storage
+from providers import (
+    CallbackHint,
+    Provider,
+    ProviderError,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+    data_url,
+)
+from storage import Storage, StorageError
 from wallet import Wallet
 from wallet.tables import users
 
@@ -44,6 +52,7 @@ __all__ = ["ACTIVE", "JobService"]
 
 ACTIVE = ("pending", "generating", "uploading")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
+MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
 
 
 class JobService:
@@ -112,13 +121,32 @@ class JobService:
         await self._submit(job_id)
         return await self.get(job_id)
 
+    async def _image_urls(self, job: rec.Job) -> tuple[str, ...]:
+        """Links to the job's photos; inline data: URLs for the try-on image model, which a
+        gateway is not expected to fetch from us."""
+        if job.kind != "try-on":
+            ttl = self.config.deadline_minutes * 60
+            return tuple([await self.storage.url(k, ttl=ttl) for k in job.inputs])
+        inline = []
+        for key in job.inputs:
+            data = bytearray()
+            async for chunk in self.storage.get(key):
+                data += chunk
+                if len(data) > MAX_INLINE_PHOTO:
+                    raise InvalidChoice("a photo is too large for the try-on model")
+            inline.append(data_url(bytes(data)))
+        return tuple(inline)
+
     async def _submit(self, job_id: int) -> None:
         job = await self.get(job_id)
         model = self.catalogue.get(job.model_id)
-        ttl = self.config.deadline_minutes * 60
+        try:
+            image_urls = await self._image_urls(job)
+        except (InvalidChoice, ValueError, StorageError) as exc:  # a missing or unusable photo
+            await self.fail(job_id, "rejected", repr(exc))
+            return
         request = TaskRequest(
-            model=model.provider_model or model.id, prompt=job.prompt,
-            image_urls=tuple([await self.storage.url(k, ttl=ttl) for k in job.inputs]),
+            model=model.provider_model or model.id, prompt=job.prompt, image_urls=image_urls,
             duration=job.duration, aspect_ratio=job.aspect_ratio,
             callback_url=self.callback_url(job.provider, job_id))
         try:

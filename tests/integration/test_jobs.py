@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.config import GenerationConfig, ModelConfig
 from core.outbox import outbox
 from generation import Catalogue, InvalidChoice, JobService, TooManyJobs, sweeps
-from providers import EvolinkClient, KieClient, Provider, RetryPolicy
+from generation.tables import jobs
+from providers import EvolinkClient, ImageClient, KieClient, Provider, RetryPolicy
 from providers._render import render_clip
 from storage import LocalStorage
 from tests.factories import FakeClock, funded_user
 from tests.fakes import Reply
 from tests.fakes.evolink import EvolinkFake
+from tests.fakes.image import PNG_1X1, PNG_DATA_URL, ImageFake
 from tests.fakes.kie import KieFake
 from wallet import InsufficientCredits, Wallet
 from wallet.tables import ledger
@@ -260,3 +262,68 @@ async def test_a_result_on_a_private_address_is_refused(pipe: Pipeline) -> None:
     assert (failed.state, failed.failure) == ("failed", "storage")
     assert "UnsafeURL" in (failed.failure_detail or "")
     assert (await pipe.wallet.balance(uid)).available == 30
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_a_try_on_job_sends_photos_inline_and_stores_the_images(
+    engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient, clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    storage = LocalStorage(tmp_path / "media", public_base="http://127.0.0.1:9",
+                           link_secret="x" * 32)
+    model = ModelConfig(id="tryon", name="Try-on", provider="image", kind="try-on", credits=3,
+                        provider_model="gemini-2.5-flash-image")
+    async with ImageFake() as fake:
+        service = JobService(
+            engine=engine, wallet=wallet, catalogue=Catalogue([model]),
+            providers={"image": ImageClient(http, api_key=fake.api_key, base_url=fake.url)},
+            storage=storage, http=http, config=CONFIG, public_url="http://127.0.0.1:9",
+            callback_secret="cb", clock=clock)
+        keys = []
+        for name in ("person", "shirt"):
+            key = f"uploads/{name}.png"
+            await storage.put(key, _one(PNG_1X1), content_type="image/png")
+            keys.append(key)
+        uid = await funded_user(wallet, 3)
+        job = await service.start(uid, "tryon", prompt="wear the shirt", image_keys=keys)
+        sent = fake.calls[0]["messages"][0]["content"]
+    assert [p["type"] for p in sent] == ["text", "image_url", "image_url"]
+    assert sent[1]["image_url"]["url"] == PNG_DATA_URL
+    assert job.state == "completed"
+    assert job.result_keys is not None
+    assert job.result_keys[0].endswith(".png")
+    assert storage.file_path(job.result_keys[0]).read_bytes() == PNG_1X1
+    assert job.thumbnail_key is None
+    assert (await wallet.balance(uid)).available == 0
+
+
+async def test_cleanup_deletes_old_failures_and_archives_old_results(
+    pipe: Pipeline, engine: AsyncEngine, clock: FakeClock,
+) -> None:
+    uid = await funded_user(pipe.wallet, 60)
+    pipe.kie.progression = ("success",)
+    done = await pipe.service.start(uid, "sora-kie", prompt="keep", duration=10)
+    await pipe.service.poll(done.id)
+    pipe.kie.script_next("create", Reply(json={"code": 422, "msg": "no"}))
+    failed = await pipe.service.start(uid, "sora-kie", prompt="drop", duration=10)
+    done = await pipe.service.get(done.id)
+    assert (done.state, failed.state) == ("completed", "failed")
+    files = [pipe.storage.file_path(k) for k in [*(done.result_keys or []), done.thumbnail_key
+                                                 or ""]]
+    assert all(f.exists() for f in files)
+    clock.advance(days=CONFIG.failed_retention_days - 1)
+    assert await sweeps.cleanup(pipe.service) == (0, 0)
+    clock.advance(days=2)
+    assert await sweeps.cleanup(pipe.service) == (1, 0)
+    clock.advance(days=CONFIG.completed_retention_days)
+    assert await sweeps.cleanup(pipe.service) == (0, 1)
+    assert await sweeps.cleanup(pipe.service) == (0, 0)
+    assert not any(f.exists() for f in files)
+    recent = await pipe.service.recent(uid)
+    assert [j.id for j in recent] == [done.id]
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(jobs.c.archived).where(
+            jobs.c.id == done.id))).scalar() is True
