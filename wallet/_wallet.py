@@ -136,7 +136,8 @@ class Wallet:
         now = now or self._clock()
         async with read_tx(self._engine) as conn:
             due = (await conn.execute(select(grants.c.user_id).distinct().where(
-                grants.c.remaining > 0, grants.c.expires_at <= now))).scalars().all()
+                grants.c.remaining > 0, grants.c.expires_at <= now)
+                .order_by(grants.c.user_id))).scalars().all()
         total = 0
         for user_id in due:  # one short transaction per user
             total += await run_write(self._engine, partial(ops.expire_user, now=now,
@@ -148,7 +149,8 @@ class Wallet:
         now = now or self._clock()
         async with read_tx(self._engine) as conn:
             due = (await conn.execute(select(holds.c.id).where(
-                holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now))).scalars().all()
+                holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now)
+                .order_by(holds.c.id))).scalars().all()  # oldest first, on every database
         released = 0
         for hold_id in due:
             try:
