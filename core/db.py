@@ -123,9 +123,12 @@ def create_engine(
         "connect_args": {"timeout": sqlite_busy_timeout_ms / 1000},
     }
     engine = create_async_engine(url, **common)
-    _configure_sqlite(engine.sync_engine, sqlite_busy_timeout_ms)
+    _sqlite_pragmas(engine.sync_engine, sqlite_busy_timeout_ms)
+    _sqlite_begin(engine.sync_engine)
+    # The twin has no "begin" hook: run_write issues BEGIN IMMEDIATE itself, and an engine
+    # without connection events skips SQLAlchemy's per-statement event dispatch.
     twin = sa_create_engine(parsed.set(drivername="sqlite"), **common)
-    _configure_sqlite(twin, sqlite_busy_timeout_ms)
+    _sqlite_pragmas(twin, sqlite_busy_timeout_ms)
     event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
     _SQLITE[engine.sync_engine] = (asyncio.Lock(), twin)
     return engine
@@ -137,7 +140,7 @@ def sqlite_twin(engine: AsyncEngine) -> Engine | None:
     return entry[1] if entry else None
 
 
-def _configure_sqlite(sync_engine: Engine, busy_timeout_ms: int) -> None:
+def _sqlite_pragmas(sync_engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # None: the driver issues no BEGIN of its own; the "begin" hook below does.
@@ -149,6 +152,8 @@ def _configure_sqlite(sync_engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.close()
 
+
+def _sqlite_begin(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
@@ -167,9 +172,12 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def _in_tx(engine: Engine, op: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:
-        return op(conn)
+def _in_tx(twin: Engine, op: Callable[[Connection], T]) -> T:
+    with twin.connect() as conn:  # closing without commit rolls back
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        result = op(conn)
+        conn.commit()
+        return result
 
 
 async def run_write(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:

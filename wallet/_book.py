@@ -3,7 +3,7 @@
 Every wallet operation runs inside one write transaction and follows the same shape:
 `lock()` the account row (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
 write lock), read what it needs, write its rows, `entry()` one ledger row per change, `save()`.
-Statements are built once here so the hot path only binds parameters.
+Statements are `Prepared` once (see `_prepared`): the hot path only binds parameters.
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ._exceptions import HoldNotFound, UnknownUser
+from ._prepared import Prepared
 from .tables import accounts, grants, holds, ledger
 
-_LOCK = (
+_LOCK = Prepared(
     select(accounts.c.available, accounts.c.held, accounts.c.debt)
     .where(accounts.c.user_id == bindparam("uid"))
     .with_for_update()
 )
 # The hold's row and its owner's counters in one statement; FOR UPDATE locks both rows, so a
 # concurrent settle or release of the same hold waits and then reads the hold's new status.
-_LOCK_HOLD = (
+_LOCK_HOLD = Prepared(
     select(holds, accounts.c.available, accounts.c.held, accounts.c.debt)
     .join_from(holds, accounts, accounts.c.user_id == holds.c.user_id)
     .where(holds.c.id == bindparam("hid"))
@@ -33,19 +34,22 @@ _LOCK_HOLD = (
 # The counters, and the hold already made under `ref` if any (NULLs when none). Only the account
 # row is locked; a hold inserted concurrently under the same ref shows up as a unique-key error,
 # on which the caller runs the operation again (see Wallet._write).
-_LOCK_WITH_REF = (
+_LOCK_WITH_REF = Prepared(
     select(accounts.c.available, accounts.c.held, accounts.c.debt, holds)
     .select_from(accounts.outerjoin(holds, holds.c.ref == bindparam("ref")))
     .where(accounts.c.user_id == bindparam("uid"))
     .with_for_update(of=accounts)
 )
-_SAVE = (
+_SAVE = Prepared(
     update(accounts)
     .where(accounts.c.user_id == bindparam("uid"))
     .values(available=bindparam("a"), held=bindparam("h"), debt=bindparam("d"))
 )
-_ENTRY = insert(ledger)
-_SET_REMAINING = (
+_ENTRY_COLUMNS = ("user_id", "kind", "amount", "held_delta", "debt_delta", "balance_after",
+                  "held_after", "debt_after", "ref", "grant_id", "hold_id", "note", "actor",
+                  "created_at")
+_ENTRY = Prepared(insert(ledger).values({c: bindparam(c) for c in _ENTRY_COLUMNS}))
+_SET_REMAINING = Prepared(
     update(grants).where(grants.c.id == bindparam("gid")).values(remaining=bindparam("rem"))
 )
 
@@ -62,23 +66,23 @@ class Account:
 
 
 def lock(conn: Connection, user_id: int) -> Account:
-    row = conn.execute(_LOCK, {"uid": user_id}).first()
+    row = _LOCK.first(conn, uid=user_id)
     if row is None:
         raise UnknownUser(user_id)
     return Account(user_id, row.available, row.held, row.debt, [])
 
 
-def lock_hold(conn: Connection, hold_id: int) -> tuple[Account, Row[Any]]:
+def lock_hold(conn: Connection, hold_id: int) -> tuple[Account, Any]:
     """Locks a hold and its owner's account; returns the counters and the hold's row."""
-    row = conn.execute(_LOCK_HOLD, {"hid": hold_id}).first()
+    row = _LOCK_HOLD.first(conn, hid=hold_id)
     if row is None:
         raise HoldNotFound(hold_id)
     return Account(row.user_id, row.available, row.held, row.debt, []), row
 
 
-def lock_with_ref(conn: Connection, user_id: int, ref: str) -> tuple[Account, Row[Any] | None]:
+def lock_with_ref(conn: Connection, user_id: int, ref: str) -> tuple[Account, Any]:
     """Locks the user's account; returns the counters and the hold made under `ref`, if any."""
-    row = conn.execute(_LOCK_WITH_REF, {"uid": user_id, "ref": ref}).first()
+    row = _LOCK_WITH_REF.first(conn, uid=user_id, ref=ref)
     if row is None:
         raise UnknownUser(user_id)
     return Account(user_id, row.available, row.held, row.debt, []), (
@@ -115,17 +119,15 @@ def save(conn: Connection, acct: Account) -> None:
     """Writes the queued ledger rows and the counters; a no-op when nothing changed."""
     if not acct.entries:
         return
-    conn.execute(_ENTRY, acct.entries[0] if len(acct.entries) == 1 else acct.entries)
-    conn.execute(
-        _SAVE, {"uid": acct.user_id, "a": acct.available, "h": acct.held, "d": acct.debt}
-    )
+    _ENTRY.many(conn, acct.entries)
+    _SAVE.run(conn, uid=acct.user_id, a=acct.available, h=acct.held, d=acct.debt)
     acct.entries = []
 
 
 def set_remaining(conn: Connection, changes: list[tuple[int, int]]) -> None:
     """Sets `remaining` for each (grant id, new remaining)."""
     if changes:
-        conn.execute(_SET_REMAINING, [{"gid": g, "rem": r} for g, r in changes])
+        _SET_REMAINING.many(conn, [{"gid": g, "rem": r} for g, r in changes])
 
 
 def lapsed(expires_at: datetime | None, now: datetime) -> bool:

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
-
-from core.db import new_id
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from . import _book as book
 from ._exceptions import (
@@ -23,35 +21,49 @@ from ._exceptions import (
     InsufficientCredits,
     InvalidAmount,
 )
+from ._prepared import Prepared
 from ._types import Clawback, Grant, Hold, HoldStatus
 from .tables import clawbacks, grants, hold_parts, holds
 
-_GRANT_BY_KEY = select(grants).where(grants.c.key == bindparam("key"))
-_OPEN_SOONEST_FIRST = (
+_GRANT_BY_KEY = Prepared(select(grants).where(grants.c.key == bindparam("key")))
+_OPEN_SOONEST_FIRST = Prepared(
     select(grants.c.id, grants.c.remaining, grants.c.expires_at)
     .where(grants.c.user_id == bindparam("uid"), grants.c.remaining > 0)
     .order_by(grants.c.expires_at.asc().nulls_last(), grants.c.id)
 )
-_OPEN_NEWEST_FIRST = (
+_OPEN_NEWEST_FIRST = Prepared(
     select(grants.c.id, grants.c.remaining, grants.c.expires_at)
     .where(grants.c.user_id == bindparam("uid"), grants.c.remaining > 0)
     .order_by(grants.c.id.desc())
 )
-_PARTS = (
+_PARTS = Prepared(
     select(hold_parts.c.grant_id, hold_parts.c.credits, grants.c.remaining,
            grants.c.expires_at)
     .join(grants, grants.c.id == hold_parts.c.grant_id)
     .where(hold_parts.c.hold_id == bindparam("hid"))
     .order_by(grants.c.expires_at.asc().nulls_last(), grants.c.id)
 )
-_FINISH = (
+_FINISH = Prepared(
     update(holds)
     .where(holds.c.id == bindparam("hid"))
     .values(status=bindparam("st"), spent=bindparam("sp"), finished_at=bindparam("at"))
 )
-_INSERT_GRANT = insert(grants)
-_INSERT_HOLD = insert(holds)
-_INSERT_PARTS = insert(hold_parts)
+
+def _insert(table: Table, *names: str, returning: bool = False) -> Prepared:
+    stmt = insert(table).values({n: bindparam(n) for n in names})
+    if returning:
+        return Prepared(stmt.returning(table.c.id), columns=[table.c.id])
+    return Prepared(stmt)
+
+
+_INSERT_GRANT = _insert(grants, "user_id", "source", "key", "amount", "remaining",
+                        "expires_at", "created_at", "note", returning=True)
+_INSERT_HOLD = _insert(holds, "user_id", "ref", "credits", "status", "spent", "created_at",
+                       "expires_at", returning=True)
+_INSERT_PARTS = _insert(hold_parts, "hold_id", "grant_id", "credits")
+_CLAWBACK_BY_KEY = Prepared(select(clawbacks).where(clawbacks.c.key == bindparam("key")))
+_INSERT_CLAWBACK = _insert(clawbacks, "user_id", "key", "credits", "taken", "debt",
+                           "created_at", returning=True)
 
 
 def positive(credits: int) -> int:
@@ -89,7 +101,7 @@ def grant(
 ) -> Grant:
     positive(credits)
     acct = book.lock(conn, user_id)
-    row = conn.execute(_GRANT_BY_KEY, {"key": key}).first()
+    row = _GRANT_BY_KEY.first(conn, key=key)
     if row is not None:
         if row.user_id != user_id or row.amount != credits:
             raise IdempotencyConflict(key)
@@ -100,7 +112,7 @@ def grant(
     values = {"user_id": user_id, "source": source, "key": key, "amount": credits,
               "remaining": credits - paid, "expires_at": expires_at, "created_at": now,
               "note": note}
-    grant_id = new_id(conn.execute(_INSERT_GRANT, values))
+    grant_id = _INSERT_GRANT.scalar(conn, **values)
     book.entry(acct, "grant", now, amount=credits, debt=-paid, ref=key, grant_id=grant_id,
                note=note, actor=actor)
     book.save(conn, acct)
@@ -118,7 +130,7 @@ def hold(
         if row.user_id != user_id or row.credits != credits:
             raise IdempotencyConflict(ref)
         return hold_record(row)
-    rows = conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id}).all()
+    rows = _OPEN_SOONEST_FIRST.all(conn, uid=user_id)
     live = [r for r in rows if not book.lapsed(r.expires_at, now)]
     usable = acct.available - sum(r.remaining for r in rows) + sum(r.remaining for r in live)
     if usable < credits:
@@ -133,14 +145,13 @@ def hold(
         if not need:
             break
     expires_at = now + ttl if ttl is not None else None
-    hold_id = new_id(conn.execute(_INSERT_HOLD, {
-        "user_id": user_id, "ref": ref, "credits": credits, "status": HoldStatus.ACTIVE,
-        "spent": None, "created_at": now, "expires_at": expires_at,
-    }))
+    hold_id = _INSERT_HOLD.scalar(
+        conn, user_id=user_id, ref=ref, credits=credits, status=HoldStatus.ACTIVE.value,
+        spent=None, created_at=now, expires_at=expires_at)
     book.set_remaining(conn, changes)
     for p in parts:
         p["hold_id"] = hold_id
-    conn.execute(_INSERT_PARTS, parts)
+    _INSERT_PARTS.many(conn, parts)
     book.entry(acct, "hold", now, amount=-credits, held=credits, ref=ref, hold_id=hold_id)
     book.save(conn, acct)
     return Hold(hold_id, user_id, ref, credits, HoldStatus.ACTIVE, None, now, expires_at)
@@ -165,7 +176,7 @@ def finish(
         changes = []
         # Spend from the lots taken first; what is left goes back to the lots taken last.
         to_skip = spent
-        for p in conn.execute(_PARTS, {"hid": hold_id}).all():
+        for p in _PARTS.all(conn, hid=hold_id):
             ret = p.credits - min(p.credits, to_skip)
             to_skip -= p.credits - ret
             if not ret:
@@ -177,7 +188,7 @@ def finish(
             paid += pay
             changes.append((p.grant_id, p.remaining + ret - pay))
         book.set_remaining(conn, changes)
-    conn.execute(_FINISH, {"hid": hold_id, "st": target, "sp": spent, "at": now})
+    _FINISH.run(conn, hid=hold_id, st=target.value, sp=spent, at=now)
     book.entry(acct, wanted, now, amount=back, held=-row.credits, debt=-paid, ref=row.ref,
                hold_id=hold_id)
     if expired:
@@ -193,12 +204,12 @@ def clawback(
 ) -> Clawback:
     positive(credits)
     acct = book.lock(conn, user_id)
-    row = conn.execute(select(clawbacks).where(clawbacks.c.key == key)).first()
+    row = _CLAWBACK_BY_KEY.first(conn, key=key)
     if row is not None:
         if row.user_id != user_id or row.credits != credits:
             raise IdempotencyConflict(key)
         return Clawback(row.id, user_id, key, credits, row.taken, row.debt)
-    rows = conn.execute(_OPEN_NEWEST_FIRST, {"uid": user_id}).all()
+    rows = _OPEN_NEWEST_FIRST.all(conn, uid=user_id)
     changes = _expire_lapsed(acct, rows, now)
     taken = 0
     for r in rows:
@@ -209,9 +220,8 @@ def clawback(
         taken += take
     book.set_remaining(conn, changes)
     shortfall = credits - taken
-    claw_id = new_id(conn.execute(insert(clawbacks).values(
-        user_id=user_id, key=key, credits=credits, taken=taken, debt=shortfall, created_at=now,
-    )))
+    claw_id = _INSERT_CLAWBACK.scalar(conn, user_id=user_id, key=key, credits=credits,
+                                      taken=taken, debt=shortfall, created_at=now)
     book.entry(acct, "clawback", now, amount=-credits, debt=shortfall, ref=key, note=note,
                actor=actor)
     book.save(conn, acct)
@@ -221,7 +231,7 @@ def clawback(
 def expire_user(conn: Connection, now: datetime, user_id: int) -> int:
     """Expires the unheld remainder of the user's lapsed grants; returns the credits expired."""
     acct = book.lock(conn, user_id)
-    rows = conn.execute(_OPEN_SOONEST_FIRST, {"uid": user_id}).all()
+    rows = _OPEN_SOONEST_FIRST.all(conn, uid=user_id)
     changes = _expire_lapsed(acct, rows, now)
     book.set_remaining(conn, changes)
     expired: int = -sum(e["amount"] for e in acct.entries)

@@ -140,7 +140,6 @@ ledger = Table(
     Column("actor", String(64), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_ledger_user_id_id", "user_id", "id"),
-    implicit_returning=False,  # nothing reads a new entry's id; skip RETURNING on PostgreSQL
 )
 
 redeem_codes = Table(
