@@ -273,7 +273,7 @@ class AiosqliteFloor(SqliteSql):
                 user_id, ref, CREDITS, "active", None, now, sqlite_time(now_dt + TTL)))
             returned = await cur.fetchone()
             assert returned is not None
-            hold_id = returned[0]
+            hold_id: int = returned[0]
             await self._many(db, self.SET_REMAINING, p.changes)
             await self._many(db, self.INSERT_PARTS, [(hold_id, g, c) for g, c in p.parts])
             p.entries[-1][10] = hold_id
