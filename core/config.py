@@ -194,6 +194,8 @@ class GenerationConfig:
     completed_retention_days: int = 90
     # Demo provider: seconds before it calls back.
     demo_delay_seconds: float = 2.0
+    # The OpenAI-compatible gateway of the try-on image model (e.g. https://gateway.example).
+    image_base_url: str = ""
 
     @model_validator(mode="after")
     def _sane(self) -> GenerationConfig:

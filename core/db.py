@@ -44,6 +44,7 @@ __all__ = [
     "metadata",
     "new_id",
     "read_tx",
+    "run_read",
     "run_write",
     "sqlite_twin",
     "utcnow",
@@ -178,6 +179,22 @@ def _in_tx(twin: Engine, op: Callable[[Connection], T]) -> T:
         result = op(conn)
         conn.commit()
         return result
+
+
+def _in_read(twin: Engine, op: Callable[[Connection], T]) -> T:
+    with twin.connect() as conn:  # a deferred BEGIN: a snapshot, no write lock
+        conn.exec_driver_sql("BEGIN")
+        return op(conn)  # closing rolls the read transaction back
+
+
+async def run_read(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
+    """Runs the synchronous `op` in one read transaction, crossing to the driver once (see
+    `run_write`); no writer queue, since SQLite readers never wait for the writer in WAL."""
+    twin = sqlite_twin(engine)
+    if twin is None:
+        async with read_tx(engine) as conn:
+            return await conn.run_sync(op)
+    return await asyncio.to_thread(_in_read, twin, op)
 
 
 async def run_write(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._exceptions import JobNotFound
@@ -52,8 +52,18 @@ def record(row: Any) -> Job:
                row.finished_at)
 
 
+_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
+
+
 async def load(conn: AsyncConnection, job_id: int) -> Job:
-    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    row = (await conn.execute(_BY_ID, {"job_id": job_id})).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return record(row)
+
+
+def load_sync(conn: Connection, job_id: int) -> Job:
+    row = conn.execute(_BY_ID, {"job_id": job_id}).first()
     if row is None:
         raise JobNotFound(job_id)
     return record(row)

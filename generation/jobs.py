@@ -5,8 +5,9 @@ conditional `UPDATE … WHERE state = …`, so a callback and a poll (or two ins
 one job find exactly one winner: the job completes once and the money moves once. Money moves
 only together with the job row and the outbox message, in one transaction.
 
-A provider answer is trusted for money only when its body was signed by a key we hold (the demo
-provider); otherwise (kie, evolink) a callback is a hint and the task is re-queried first.
+A provider answer is trusted for money only when a signature by a key we hold covers its whole
+body (the demo provider); otherwise a callback is a hint and the task is re-queried first: evolink
+signs nothing, and kie's optional signature covers the task id and time but not the body.
 A create-task call that may have landed (`ProviderError.maybe_created`) is never resubmitted:
 the job waits for the callback, whose URL carries our own signed job reference, or its deadline.
 """
@@ -18,6 +19,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,7 +27,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import GenerationConfig
-from core.db import new_id, read_tx, utcnow, write_tx
+from core.db import new_id, read_tx, run_read, utcnow, write_tx
 from core.outbox import enqueue
 from providers import (
     CallbackHint,
@@ -51,6 +53,9 @@ log = logging.getLogger("generation")
 __all__ = ["ACTIVE", "JobService"]
 
 ACTIVE = ("pending", "generating", "uploading")
+# States in which news from the provider counts. "pending" too: a fast provider's callback can
+# arrive before create_task has returned, when the job is not yet marked generating.
+SUBMITTED = ("pending", "generating")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
 MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
 
@@ -78,7 +83,8 @@ class JobService:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
 
     def check_token(self, provider: str, job_id: int, token: str) -> bool:
-        return hmac.compare_digest(self.job_token(provider, job_id), token)
+        expected = self.job_token(provider, job_id).encode()
+        return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
     def callback_url(self, provider: str, job_id: int) -> str:
         token = self.job_token(provider, job_id)
@@ -176,15 +182,15 @@ class JobService:
             log.warning("job %s: callback for task %s, ours is %s", job_id, hint.task_id,
                         job.task_id)
             return
-        if hint.verified and hint.status is not None:
+        if hint.body_signed and hint.status is not None:
             await self.apply(job_id, hint.status)
-        else:
+        else:  # an unsigned body, or a signature over the task id only: ask the provider
             await self.poll(job_id)
 
     async def poll(self, job_id: int) -> None:
         """Asks the provider how the job is doing and acts on the answer."""
         job = await self.get(job_id)
-        if job.state != "generating" or job.task_id is None:
+        if job.state not in SUBMITTED or job.task_id is None:
             return
         try:
             status = await self.providers[job.provider].query_task(job.task_id)
@@ -199,12 +205,12 @@ class JobService:
         elif status.state is TaskState.FAILED:
             await self.fail(job_id, "provider", status.error or "the provider gave no reason")
         elif status.progress is not None:
-            await self._transition(job_id, ("generating",), progress=status.progress)
+            await self._transition(job_id, SUBMITTED, progress=status.progress)
 
     # --- the two ends --------------------------------------------------------------------------
 
     async def _complete(self, job_id: int, urls: list[str]) -> None:
-        if not await self._transition(job_id, ("generating",), state="uploading",
+        if not await self._transition(job_id, SUBMITTED, state="uploading",
                                       result_urls=urls, progress=100):
             return  # another callback, poll or instance has it
         await self._store(job_id, urls)
@@ -268,8 +274,7 @@ class JobService:
     # --- reading ----------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> rec.Job:
-        async with read_tx(self.engine) as conn:
-            return await rec.load(conn, job_id)
+        return await run_read(self.engine, partial(rec.load_sync, job_id=job_id))
 
     async def recent(self, user_id: int, limit: int = 10) -> list[rec.Job]:
         async with read_tx(self.engine) as conn:

@@ -9,9 +9,11 @@ Modules:
     kie          kie.ai jobs API (Sora 2), optional HMAC-signed callbacks
     evolink      evolink.ai video API, unsigned callbacks
     image        OpenAI-compatible chat-completions image model (try-on), synchronous
+    demo         renders a clip locally and calls back signed (X-Signature, HMAC-SHA256)
 
 Every client takes the caller's shared `httpx.AsyncClient` (which carries the timeouts) and
-builds nothing at import time. Callback hints are never evidence for moving money: re-query.
+builds nothing at import time. Callback hints are never evidence for moving money: re-query;
+the one exception is the demo's, whose whole body is signed with a key we hold.
 
     ProviderError                 .provider, .maybe_created
      ├── ProviderTimeout
@@ -24,11 +26,13 @@ builds nothing at import time. Callback hints are never evidence for moving mone
      │    └── ProviderRateLimited .retry_after
      ├── ProviderProtocolError
      └── BadCallback
+          └── BadSignature
 """
 
 from ._base import CallbackHint, Provider, TaskRequest, TaskState, TaskStatus
 from ._exceptions import (
     BadCallback,
+    BadSignature,
     ProviderAuthError,
     ProviderBadInput,
     ProviderError,
@@ -41,13 +45,16 @@ from ._exceptions import (
     TaskNotFound,
 )
 from ._http import RetryPolicy
+from .demo import DemoProvider, demo_signature
 from .evolink import EvolinkClient
 from .image import ImageClient, data_url, extract_image_urls
 from .kie import KieClient, kie_signature
 
 __all__ = [
     "BadCallback",
+    "BadSignature",
     "CallbackHint",
+    "DemoProvider",
     "EvolinkClient",
     "ImageClient",
     "KieClient",
@@ -67,6 +74,7 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "data_url",
+    "demo_signature",
     "extract_image_urls",
     "kie_signature",
 ]

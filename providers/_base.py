@@ -48,12 +48,14 @@ class TaskStatus:
 @dataclass(frozen=True, slots=True)
 class CallbackHint:
     """A parsed callback. `verified` is True only when a signature proved it came from the
-    provider; `status` is the body's claim, which no provider signs, so callers re-query the
-    task before money moves."""
+    provider (kie's proves the task id and time, not the body). `status` is the body's claim:
+    act on it only when `body_signed` says the signature covered the whole body (our demo
+    provider); otherwise re-query the task before money moves."""
 
     task_id: str
     verified: bool
     status: TaskStatus | None
+    body_signed: bool = False
 
 
 class Provider(Protocol):

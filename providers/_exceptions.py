@@ -11,6 +11,7 @@
      │    └── ProviderRateLimited     429                               .retry_after
      ├── ProviderProtocolError    malformed JSON or an answer of unexpected shape
      └── BadCallback              a callback body that cannot be parsed, or a bad signature
+          └── BadSignature        the callback is signed, but not by us (or too long ago)
 
 `maybe_created` is True only on errors raised by a create-task call whose request reached the
 provider without a definite answer (a read timeout, a 5xx, a dropped connection, an unreadable
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadCallback",
+    "BadSignature",
     "ProviderAuthError",
     "ProviderBadInput",
     "ProviderError",
@@ -99,3 +101,8 @@ class ProviderProtocolError(ProviderError):
 
 class BadCallback(ProviderError):
     """A callback body that cannot be parsed, or whose signature does not verify."""
+
+
+class BadSignature(BadCallback):
+    """A callback whose signature does not verify: a wrong key, another task's signature, or a
+    timestamp that is unreadable or outside the provider's window. The web layer answers 401."""

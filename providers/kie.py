@@ -6,7 +6,8 @@ other than 200 is an error whatever the HTTP status. Callbacks carry the query a
 Callback verification: kie may sign a callback with `X-Webhook-Timestamp` and
 `X-Webhook-Signature` = base64(HMAC-SHA256(taskId + "." + timestamp, webhook_key)).
 - no webhook key configured, or an unsigned callback: `verified=False` (a hint; re-query);
-- a signature that does not match, or a timestamp more than 5 minutes away: `BadCallback`;
+- a signature that does not match, or a timestamp more than 5 minutes away: `BadSignature`
+  (a `BadCallback`);
 - a matching signature: `verified=True`. It covers only the task id, never the body, so the
   status in the hint still is not evidence for moving money: re-query the task.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
-from ._exceptions import BadCallback, ProviderBadInput, ProviderProtocolError
+from ._exceptions import BadCallback, BadSignature, ProviderBadInput, ProviderProtocolError
 from ._http import Caller, RetryPolicy, json_object, raise_for_code, retry_after
 
 __all__ = ["KieClient", "kie_signature"]
@@ -121,12 +122,12 @@ class KieClient:
         try:
             age = abs(self._clock() - int(stamp))
         except ValueError as exc:
-            raise BadCallback(self.name, "timestamp is not a number") from exc
+            raise BadSignature(self.name, "timestamp is not a number") from exc
         if age > SIGNATURE_MAX_AGE:
-            raise BadCallback(self.name, "timestamp outside the 5 minute window")
+            raise BadSignature(self.name, "timestamp outside the 5 minute window")
         expected = kie_signature(task_id, stamp, self._webhook_key)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
-            raise BadCallback(self.name, "signature does not match")
+            raise BadSignature(self.name, "signature does not match")
         return True
 
     def _parse_created(self, resp: httpx.Response) -> TaskStatus:

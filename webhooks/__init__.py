@@ -1,1 +1,42 @@
-"""The one aiohttp server: callbacks, payment webhooks, Telegram, WeChat, media, health."""
+"""The one aiohttp server: provider callbacks, media, demo clips, health and metrics.
+
+    metrics = Metrics()
+    providers = metrics.timed({"kie": KieClient(...), "evolink": EvolinkClient(...)})
+    jobs = JobService(..., providers=providers, ...)
+    app = create_app(WebDeps(engine=engine, jobs=jobs, providers=providers, storage=storage,
+                             metrics=metrics, max_body_bytes=config.http.max_body_bytes))
+    runner = web.AppRunner(app, access_log_class=AccessLogger)   # no query strings in logs
+
+Routes (each verifies, parses and hands over; none holds business logic):
+
+    POST /callbacks/{provider}?job=&token=   callbacks.py  → JobService.on_callback (background)
+    GET  /media/{key}?exp=&sig=              media.py      local storage only
+    GET  /demo/{name}                        media.py      only with a demo_dir
+    GET  /healthz, GET /metrics              ops.py
+
+Modules: `app` (factory, middlewares, lifetime), `_deps` (WebDeps, app keys), `_errors` (the
+one exception → response mapping, its tree drawn there), `_handover` (background callback
+work: one callback at a time per job, 32 jobs at once, a bounded backlog beyond which callbacks
+get 503), `metrics` (Metrics, TimedProvider).
+
+Latency: a full collection of Python's cyclic GC walks everything a service has loaded and
+stalls every request in flight for ~100 ms (see `bench/callbacks.py`); a service should call
+`gc.collect(); gc.freeze()` once it has started.
+"""
+
+from ._deps import DEPS, HANDOVER, WebDeps
+from ._handover import Handover
+from .app import SHUTDOWN_WAIT_SECONDS, AccessLogger, create_app
+from .metrics import Metrics, TimedProvider
+
+__all__ = [
+    "DEPS",
+    "HANDOVER",
+    "SHUTDOWN_WAIT_SECONDS",
+    "AccessLogger",
+    "Handover",
+    "Metrics",
+    "TimedProvider",
+    "WebDeps",
+    "create_app",
+]

@@ -5,9 +5,10 @@ storage and a real database. Every test ends with the wallet audit clean (the `w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -18,7 +19,17 @@ from core.config import GenerationConfig, ModelConfig
 from core.outbox import outbox
 from generation import Catalogue, InvalidChoice, JobService, TooManyJobs, sweeps
 from generation.tables import jobs
-from providers import EvolinkClient, ImageClient, KieClient, Provider, RetryPolicy
+from providers import (
+    CallbackHint,
+    EvolinkClient,
+    ImageClient,
+    KieClient,
+    Provider,
+    RetryPolicy,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+)
 from providers._render import render_clip
 from storage import LocalStorage
 from tests.factories import FakeClock, funded_user
@@ -327,3 +338,55 @@ async def test_cleanup_deletes_old_failures_and_archives_old_results(
     async with engine.connect() as conn:
         assert (await conn.execute(select(jobs.c.archived).where(
             jobs.c.id == done.id))).scalar() is True
+
+
+def test_a_job_token_is_checked_in_constant_time_and_never_raises(pipe: Pipeline) -> None:
+    good = pipe.service.job_token("kie", 7)
+    assert pipe.service.check_token("kie", 7, good)
+    assert not pipe.service.check_token("kie", 8, good)
+    assert not pipe.service.check_token("evolink", 7, good)
+    assert not pipe.service.check_token("kie", 7, "éé")
+
+
+class EagerProvider:
+    """A provider whose signed success callback lands before its create_task returns."""
+
+    name = "eager"
+
+    def __init__(self, result_url: str) -> None:
+        self.result_url = result_url
+        self.service: JobService | None = None
+
+    async def create_task(self, req: TaskRequest) -> TaskStatus:
+        assert self.service is not None
+        assert req.callback_url is not None
+        job_id = int(parse_qs(urlsplit(req.callback_url).query)["job"][0])
+        done = TaskStatus(task_id="t1", state=TaskState.SUCCEEDED, progress=100,
+                          result_urls=(self.result_url,))
+        await self.service.on_callback(self.name, job_id, CallbackHint(
+            task_id="t1", verified=True, status=done, body_signed=True))
+        return TaskStatus(task_id="t1", state=TaskState.PENDING)
+
+    async def query_task(self, task_id: str) -> TaskStatus:
+        raise AssertionError("the signed callback was enough; no poll expected")
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackHint:
+        raise AssertionError("not used")
+
+
+async def test_a_callback_before_create_task_returns_completes_the_job(
+    pipe: Pipeline, engine: AsyncEngine, clock: FakeClock,
+) -> None:
+    eager = EagerProvider(f"{pipe.kie.url}/files/x.mp4")
+    model = ModelConfig(id="eager", name="Eager", provider="eager", kind="text-to-video",
+                        credits=4)
+    service = JobService(
+        engine=engine, wallet=pipe.wallet, catalogue=Catalogue([model]),
+        providers={"eager": eager}, storage=pipe.storage, http=pipe.service.http,
+        config=CONFIG, public_url="http://127.0.0.1:9", callback_secret="cb", clock=clock)
+    eager.service = service
+    uid = await funded_user(pipe.wallet, 4)
+    job = await service.start(uid, "eager", prompt="fast")
+    assert (job.state, job.task_id) == ("completed", "t1")
+    assert (await pipe.wallet.balance(uid)).available == 0
+    assert await outbox_kinds(engine) == ["job.completed"]

@@ -1,0 +1,246 @@
+"""The composition root: everything the service runs on, built from the config in one place.
+
+    async with build_app(config, Secrets.from_env()) as app:
+        async with serve(app.web_app, host=config.http.host, port=config.http.port), \\
+                app.scheduler:
+            ...
+
+`build_app` migrates the database, then builds the engine, the one shared `httpx.AsyncClient`,
+storage, the provider clients, the wallet, the catalogue, the job service, the metrics, the web
+application and the (not yet started) scheduler, and closes them in reverse order on exit.
+Besides the sweeps, the scheduler deletes demo clips a day old (their jobs copied them into
+storage long before) and, on local storage, half-written uploads a crash left behind. Tests
+build the same thing with local servers in place of the outside world, through the keyword
+overrides. Nothing here runs at import time.
+
+Providers: the demo provider always; `kie`, `evolink` and `image` only when an enabled model
+uses them, and then their key must be set (`KIE_API_KEY`, `EVOLINK_API_KEY`, `IMAGE_API_KEY`;
+the image model also needs `[generation] image_base_url`), or start-up stops with a
+`StartupError` naming what to set. Every client is wrapped in `webhooks.TimedProvider`.
+
+Secrets that may be missing in a demo: without `PROVIDER_CALLBACK_SECRET` a random one is made
+for this process (demo mode: callback links of jobs in flight do not survive a restart, and
+several instances cannot share callbacks); without `MEDIA_LINK_SECRET` (local storage) a random
+one is made and media links do not survive a restart. Both are logged.
+
+The demo provider's results are fetched from our own server (`{public_url}/demo/…`, plain http
+on 127.0.0.1 in a demo), which the relay's safety rules refuse: when an enabled model uses the
+demo provider, the public URL's host is added to `[generation] allow_hosts` for this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as token
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from socket import socket
+from urllib.parse import urlsplit
+
+import httpx
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import webhooks
+from core import migrate
+from core.config import Config, GenerationConfig, Secrets
+from core.db import create_engine, utcnow
+from generation import Catalogue, JobService
+from providers import DemoProvider, EvolinkClient, ImageClient, KieClient, Provider
+from storage import LocalStorage, Storage, StorageConfigError, open_storage
+from wallet import Wallet
+
+from .scheduler import Periodic, Scheduler, periodic_jobs
+
+__all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "serve"]
+
+log = logging.getLogger("bot.app")
+
+# Which key each provider needs; the demo needs none.
+PROVIDER_KEYS = {"kie": "KIE_API_KEY", "evolink": "EVOLINK_API_KEY", "image": "IMAGE_API_KEY"}
+SHUTDOWN_TIMEOUT = 10.0  # seconds the web server gives requests in progress when stopping
+HOUSEKEEPING_SECONDS = 3600.0
+# Demo clips are copied into storage when their job completes; a day is far past any deadline.
+DEMO_CLIP_KEEP_SECONDS = 86_400.0
+PARTIAL_KEEP_SECONDS = 3600.0  # a crash's half-written upload; no upload takes this long
+
+
+class StartupError(Exception):
+    """The service cannot start as configured; the message names what to set."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class App:
+    """What the running service is made of. `providers` are the timed clients the job service
+    and the web routes use; `demo` is the demo provider inside `providers["demo"]`."""
+
+    config: Config
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    storage: Storage
+    providers: Mapping[str, Provider]
+    demo: DemoProvider
+    wallet: Wallet
+    catalogue: Catalogue
+    jobs: JobService
+    metrics: webhooks.Metrics
+    web_app: web.Application
+    scheduler: Scheduler
+    demo_dir: Path
+
+
+def engine_for(config: Config) -> AsyncEngine:
+    db = config.database
+    return create_engine(db.url, pool_size=db.pool_size, max_overflow=db.max_overflow,
+                         sqlite_busy_timeout_ms=db.sqlite_busy_timeout_ms, echo=db.echo)
+
+
+def http_client() -> httpx.AsyncClient:
+    """The one outbound client: bounded timeouts, HTTP/1.1 (the relay's address pinning needs
+    it), TLS verified, no redirects unless a caller follows them itself. httpx logs every
+    request URL at INFO, and provider and media URLs carry tokens: its logging is turned down."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0), http1=True, http2=False,
+        follow_redirects=False, limits=httpx.Limits(max_connections=100,
+                                                    max_keepalive_connections=20))
+
+
+@asynccontextmanager
+async def build_app(
+    config: Config, secrets: Secrets, *, engine: AsyncEngine | None = None,
+    http: httpx.AsyncClient | None = None, providers: Mapping[str, Provider] | None = None,
+    clock: Callable[[], datetime] = utcnow, run_migrations: bool = True,
+) -> AsyncIterator[App]:
+    """Builds the service from `config` and `secrets`; closes it all on exit.
+
+    Overrides, for tests: an `engine` or `http` client given here is the caller's to close;
+    `providers` replace (or add to) the clients built from the config, by provider name."""
+    async with AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(http_client())
+        # Missing keys stop the start before anything touches the database.
+        built = _clients(config, secrets, http, skip=frozenset(providers or ()))
+        if engine is None:
+            engine = engine_for(config)
+            stack.push_async_callback(engine.dispose)
+        if run_migrations:
+            await migrate.upgrade(engine)
+        callback_secret = _callback_secret(secrets)
+        try:
+            storage = await stack.enter_async_context(open_storage(
+                config.storage, public_url=config.http.public_url,
+                secrets=_media_secrets(config, secrets)))
+        except StorageConfigError as exc:
+            raise StartupError(str(exc)) from None
+        demo_dir = Path(config.app.data_dir) / "demo"
+        demo = DemoProvider(http, secret=callback_secret, out_dir=demo_dir,
+                            public_url=config.http.public_url,
+                            delay=config.generation.demo_delay_seconds)
+        stack.push_async_callback(demo.aclose)
+        metrics = webhooks.Metrics()
+        clients = metrics.timed({**built, "demo": demo, **(providers or {})})
+        log.info("providers: %s; models offered: %s", ", ".join(sorted(clients)),
+                 ", ".join(m.id for m in config.models if m.enabled) or "none")
+        wallet = Wallet(engine, clock=clock)
+        catalogue = Catalogue(config.models)
+        jobs = JobService(engine=engine, wallet=wallet, catalogue=catalogue, providers=clients,
+                          storage=storage, http=http, config=_generation(config),
+                          public_url=config.http.public_url, callback_secret=callback_secret,
+                          clock=clock)
+        web_app = webhooks.create_app(webhooks.WebDeps(
+            engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
+            max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir))
+        housekeeping = [Periodic("purge_demo_clips", HOUSEKEEPING_SECONDS,
+                                 lambda: demo.purge(DEMO_CLIP_KEEP_SECONDS))]
+        if isinstance(storage, LocalStorage):
+            local = storage
+            housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
+                                         lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
+        scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping))
+        yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
+                  demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, metrics=metrics,
+                  web_app=web_app, scheduler=scheduler, demo_dir=demo_dir)
+
+
+def _callback_secret(secrets: Secrets) -> str:
+    value = secrets.get("PROVIDER_CALLBACK_SECRET")
+    if value:
+        return value
+    log.warning("demo mode: PROVIDER_CALLBACK_SECRET is not set; callbacks are signed with a "
+                "random secret made for this process, so callback links of jobs in flight "
+                "stop working on restart (polling still finishes those jobs)")
+    return token.token_hex(32)
+
+
+def _media_secrets(config: Config, secrets: Secrets) -> Secrets:
+    if config.storage.backend != "local" or secrets.get("MEDIA_LINK_SECRET"):
+        return secrets
+    log.warning("MEDIA_LINK_SECRET is not set; media links are signed with a random secret "
+                "made for this process and stop working on restart")
+    return Secrets({**secrets, "MEDIA_LINK_SECRET": token.token_urlsafe(32)})
+
+
+def _clients(config: Config, secrets: Secrets, http: httpx.AsyncClient, *,
+             skip: frozenset[str]) -> dict[str, Provider]:
+    """The third-party clients that enabled models use (but those in `skip`, which the caller
+    supplies); StartupError names a missing key."""
+    clients: dict[str, Provider] = {}
+    for model in config.models:
+        name = model.provider
+        if not model.enabled or name == "demo" or name in clients or name in skip:
+            continue
+        if name not in PROVIDER_KEYS:
+            raise StartupError(f"model {model.id!r}: unknown provider {name!r} "
+                               f"(known: demo, {', '.join(PROVIDER_KEYS)})")
+        key = secrets.get(PROVIDER_KEYS[name])
+        if not key:
+            raise StartupError(f"model {model.id!r} uses provider {name!r}: set the environment "
+                               f"variable {PROVIDER_KEYS[name]} (or disable the model)")
+        if name == "kie":
+            clients[name] = KieClient(http, api_key=key)
+        elif name == "evolink":
+            clients[name] = EvolinkClient(http, api_key=key)
+        else:
+            base_url = config.generation.image_base_url
+            if not base_url:
+                raise StartupError(f"model {model.id!r} uses provider 'image': set "
+                                   "[generation] image_base_url to the gateway's URL")
+            clients[name] = ImageClient(http, api_key=key, base_url=base_url)
+    return clients
+
+
+def _generation(config: Config) -> GenerationConfig:
+    """The generation config, with our own host allowed for the demo's results."""
+    gen = config.generation
+    host = urlsplit(config.http.public_url).hostname
+    uses_demo = any(m.enabled and m.provider == "demo" for m in config.models)
+    if not uses_demo or not host or host in gen.allow_hosts:
+        return gen
+    return replace(gen, allow_hosts=(*gen.allow_hosts, host))
+
+
+@asynccontextmanager
+async def serve(web_app: web.Application, *, host: str = "127.0.0.1", port: int = 0,
+                sock: socket | None = None) -> AsyncIterator[str]:
+    """Serves `web_app` on `host:port` (port 0: a free one), or on an already bound `sock`;
+    yields the base URL it listens on. Access logs never show query strings."""
+    runner = web.AppRunner(web_app, access_log_class=webhooks.AccessLogger,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
+                              else web.TCPSite(runner, host, port))
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        bound_host, bound_port = runner.addresses[0][:2]
+        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        yield f"http://{url_host}:{bound_port}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,40 @@
+"""What the web application is built from, and the typed keys it keeps them under."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from generation import JobService
+from providers import Provider
+from storage import Storage
+
+from ._handover import Handover
+from .metrics import Metrics
+
+__all__ = ["DEPS", "HANDOVER", "WebDeps"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebDeps:
+    """Everything the routes use, built once by the composition root.
+
+    `providers` are the same clients the `JobService` uses (wrapped in `TimedProvider`);
+    `max_body_bytes` bounds every request body (more gets 413); `demo_dir`, when set, is where
+    the demo provider writes its clips, served at `/demo/{name}`."""
+
+    engine: AsyncEngine
+    jobs: JobService
+    providers: Mapping[str, Provider]
+    storage: Storage
+    metrics: Metrics
+    max_body_bytes: int
+    demo_dir: pathlib.Path | None = None
+
+
+DEPS = web.AppKey("deps", WebDeps)
+HANDOVER = web.AppKey("handover", Handover)
