@@ -37,9 +37,13 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from . import _sqlite
+from ._sqlite import fire_before_execute
+
 __all__ = [
     "UTCDateTime",
     "create_engine",
+    "fire_before_execute",
     "is_postgres",
     "metadata",
     "new_id",
@@ -61,10 +65,10 @@ metadata = MetaData(
     }
 )
 
-_READ_ONLY = "videofly_read_only"
-# SQLite async engine -> (the lock its in-process writers queue on, its synchronous twin on the
-# same file); made with the engine, gone with it.
-_SQLITE: WeakKeyDictionary[Engine, tuple[asyncio.Lock, Engine]] = WeakKeyDictionary()
+_READ_ONLY = _sqlite.READ_ONLY
+# SQLite async engine -> its writer (the lock in-process writers queue on, the synchronous twin
+# engine on the same file, the writer connection); made with the engine, gone with it.
+_SQLITE: WeakKeyDictionary[Engine, _sqlite.SqliteWriter] = WeakKeyDictionary()
 T = TypeVar("T")
 
 
@@ -124,77 +128,49 @@ def create_engine(
         "connect_args": {"timeout": sqlite_busy_timeout_ms / 1000},
     }
     engine = create_async_engine(url, **common)
-    _sqlite_pragmas(engine.sync_engine, sqlite_busy_timeout_ms)
-    _sqlite_begin(engine.sync_engine)
-    # The twin has no "begin" hook: run_write issues BEGIN IMMEDIATE itself, and an engine
+    _sqlite.add_pragmas(engine.sync_engine, sqlite_busy_timeout_ms)
+    _sqlite.add_begin_hook(engine.sync_engine)
+    # The twin has no "begin" hook: its writer issues BEGIN IMMEDIATE itself, and an engine
     # without connection events skips SQLAlchemy's per-statement event dispatch.
     twin = sa_create_engine(parsed.set(drivername="sqlite"), **common)
-    _sqlite_pragmas(twin, sqlite_busy_timeout_ms)
-    event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
-    _SQLITE[engine.sync_engine] = (asyncio.Lock(), twin)
+    _sqlite.add_pragmas(twin, sqlite_busy_timeout_ms)
+    writer = _sqlite.SqliteWriter(twin)
+
+    def _dispose(_: Any) -> None:
+        writer.close()
+        twin.dispose()
+
+    event.listen(engine.sync_engine, "engine_disposed", _dispose)
+    _SQLITE[engine.sync_engine] = writer
     return engine
 
 
 def sqlite_twin(engine: AsyncEngine) -> Engine | None:
     """The synchronous engine on the same SQLite file that `run_write` uses, if any."""
-    entry = _SQLITE.get(engine.sync_engine)
-    return entry[1] if entry else None
-
-
-def _sqlite_pragmas(sync_engine: Engine, busy_timeout_ms: int) -> None:
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # None: the driver issues no BEGIN of its own; the "begin" hook below does.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cur.close()
-
-
-def _sqlite_begin(sync_engine: Engine) -> None:
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    writer = _SQLITE.get(engine.sync_engine)
+    return writer.twin if writer else None
 
 
 @asynccontextmanager
 async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that commits on success and rolls back on any exception."""
-    entry = _SQLITE.get(engine.sync_engine)
-    if entry is None:
+    writer = _SQLITE.get(engine.sync_engine)
+    if writer is None:
         async with engine.begin() as conn:
             yield conn
         return
-    async with entry[0], engine.begin() as conn:
+    async with writer.lock, engine.begin() as conn:
         yield conn
-
-
-def _in_tx(twin: Engine, op: Callable[[Connection], T]) -> T:
-    with twin.connect() as conn:  # closing without commit rolls back
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        result = op(conn)
-        conn.commit()
-        return result
-
-
-def _in_read(twin: Engine, op: Callable[[Connection], T]) -> T:
-    with twin.connect() as conn:  # a deferred BEGIN: a snapshot, no write lock
-        conn.exec_driver_sql("BEGIN")
-        return op(conn)  # closing rolls the read transaction back
 
 
 async def run_read(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
     """Runs the synchronous `op` in one read transaction, crossing to the driver once (see
     `run_write`); no writer queue, since SQLite readers never wait for the writer in WAL."""
-    twin = sqlite_twin(engine)
-    if twin is None:
+    writer = _SQLITE.get(engine.sync_engine)
+    if writer is None:
         async with read_tx(engine) as conn:
             return await conn.run_sync(op)
-    return await asyncio.to_thread(_in_read, twin, op)
+    return await asyncio.to_thread(writer.read, op)
 
 
 async def run_write(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
@@ -205,13 +181,12 @@ async def run_write(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
     worker thread on the SQLite twin engine (under the same writer queue as `write_tx`), or
     through `run_sync` on PostgreSQL.
     """
-    entry = _SQLITE.get(engine.sync_engine)
-    if entry is None:
+    writer = _SQLITE.get(engine.sync_engine)
+    if writer is None:
         async with engine.begin() as conn:
             return await conn.run_sync(op)
-    lock, twin = entry
-    async with lock:
-        return await asyncio.to_thread(_in_tx, twin, op)
+    async with writer.lock:
+        return await asyncio.to_thread(writer.transaction, op)
 
 
 @asynccontextmanager

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from core.db import fire_before_execute
+
 _Processor = Callable[[Any], Any] | None
 
 
@@ -86,8 +88,7 @@ class Prepared:
 
     def _cursor(self, conn: Connection, sql: str, params: Any, many: bool) -> Any:
         cursor = conn.connection.cursor()
-        for listener in conn.dispatch.before_cursor_execute:
-            listener(conn, cursor, sql, params, None, many)
+        fire_before_execute(conn, cursor, sql, params, many)
         return cursor
 
     def all(self, conn: Connection, **params: Any) -> list[Any]:

@@ -1,0 +1,98 @@
+"""SQLite specifics: connection pragmas, the BEGIN hook, and the process's one writer.
+
+SQLite admits one writer at a time. Inside a process the writers queue on an asyncio lock (they
+wake the moment it is free, where SQLite's busy handler sleeps in steps of up to 100 ms); other
+processes queue on the busy timeout. `SqliteWriter` runs a whole write operation in one worker
+thread on a synchronous "twin" engine of the same file, through one dedicated connection: under
+the lock there is never a second writer to need another, so no pool checkout per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+
+T = TypeVar("T")
+READ_ONLY = "videofly_read_only"
+
+
+def fire_before_execute(conn: Connection, cursor: Any, sql: str, params: Any,
+                        many: bool) -> None:
+    """Tells the engine's `before_cursor_execute` listeners about a statement we run on the
+    DBAPI cursor ourselves, so instrumentation sees every statement."""
+    for listener in conn.dispatch.before_cursor_execute:
+        listener(conn, cursor, sql, params, None, many)
+
+
+def raw_execute(conn: Connection, sql: str) -> None:
+    cursor = conn.connection.cursor()
+    try:
+        fire_before_execute(conn, cursor, sql, (), False)
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def add_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # None: the driver issues no BEGIN of its own; we do (the hook below, or the writer).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+
+def add_begin_hook(engine: Engine) -> None:
+    """Write transactions take the write lock at BEGIN (IMMEDIATE); read-only ones do not."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class SqliteWriter:
+    """The lock in-process writers queue on, the twin engine, and its writer connection."""
+
+    def __init__(self, twin: Engine) -> None:
+        self.lock = asyncio.Lock()
+        self.twin = twin
+        self._conn: Connection | None = None
+
+    def transaction(self, op: Callable[[Connection], T]) -> T:
+        """Runs `op` in one write transaction; call it in a worker thread holding `lock`."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.twin.connect()
+        conn.begin()  # SQLAlchemy's side; the DBAPI's BEGIN comes next
+        try:
+            raw_execute(conn, "BEGIN IMMEDIATE")
+            result = op(conn)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # the connection is unusable: start afresh next time
+                self.close()
+            raise
+        return result
+
+    def read(self, op: Callable[[Connection], T]) -> T:
+        """Runs `op` in a read transaction on a pooled connection (no lock: WAL readers never
+        wait for the writer)."""
+        with self.twin.connect() as conn:
+            conn.begin()
+            raw_execute(conn, "BEGIN")
+            return op(conn)  # closing rolls the read transaction back
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
