@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, CursorResult, DateTime, MetaData, event
+from sqlalchemy import BigInteger, Connection, CursorResult, DateTime, Integer, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -41,6 +41,7 @@ from . import _sqlite
 from ._sqlite import fire_before_execute
 
 __all__ = [
+    "Id",
     "UTCDateTime",
     "create_engine",
     "fire_before_execute",
@@ -70,6 +71,10 @@ _READ_ONLY = _sqlite.READ_ONLY
 # engine on the same file, the writer connection); made with the engine, gone with it.
 _SQLITE: WeakKeyDictionary[Engine, _sqlite.SqliteWriter] = WeakKeyDictionary()
 T = TypeVar("T")
+
+
+# Primary and foreign keys: BIGINT, except SQLite, where only INTEGER PRIMARY KEY is the rowid.
+Id = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -25,17 +24,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db import UTCDateTime, metadata
+from core.db import Id, UTCDateTime, metadata
 
 __all__ = ["enqueue", "outbox"]
-
-_Id = BigInteger().with_variant(Integer, "sqlite")
 
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("user_id", _Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("state", String(16), nullable=False, server_default="pending"),

@@ -17,15 +17,13 @@ from sqlalchemy import (
     text,
 )
 
-from core.db import UTCDateTime, metadata
-
-_Id = BigInteger().with_variant(Integer, "sqlite")
+from core.db import Id, UTCDateTime, metadata
 
 jobs = Table(
     "jobs",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("user_id", _Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("model_id", String(64), nullable=False),
     Column("provider", String(32), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -34,7 +32,7 @@ jobs = Table(
     Column("duration", Integer, nullable=True),
     Column("aspect_ratio", String(16), nullable=True),
     Column("credits", BigInteger, nullable=False),
-    Column("hold_id", _Id, nullable=True),
+    Column("hold_id", Id, nullable=True),
     Column("state", String(16), nullable=False),
     Column("task_id", String(200), nullable=True),  # the provider's id once it accepted
     Column("progress", Integer, nullable=True),

@@ -22,9 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-from core.db import UTCDateTime, metadata
-
-Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+from core.db import Id, UTCDateTime, metadata
 
 users = Table(
     "users",
