@@ -264,10 +264,10 @@ class JobService:
             raise NotRetryable(job_id)
         async with write_tx(self.engine) as conn:
             hold = await self.wallet.hold(job.user_id, job.credits, conn=conn,
-                                          ref=f"job:{job_id}:retry:{job.polls}")
+                                          ref=f"job:{job_id}:after:{job.hold_id}")
             if not await self._transition(job_id, ("failed",), conn=conn, state="uploading",
                                           hold_id=hold.id, failure=None, finished_at=None,
-                                          polls=job.polls + 1, where_failure="storage"):
+                                          where_failure="storage"):
                 raise NotRetryable(job_id)
         await self._store(job_id, list(job.result_urls))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import functools
+import itertools
 import ssl
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ class FakeServer(abc.ABC):
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._scripts: defaultdict[str, deque[Reply]] = defaultdict(deque)
+        self.create_calls: list[Any] = []  # request bodies, in arrival order, even bad ones
+        self.query_calls: list[str] = []
+        self.authorizations: list[str] = []
+        self._ids = itertools.count(1)
 
     @abc.abstractmethod
     def routes(self) -> list[web.RouteDef]:

@@ -11,7 +11,6 @@ Errors are HTTP error statuses with `{"error": {"code", "message", "type", "para
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -54,11 +53,7 @@ class EvolinkFake(FakeServer):
         self.api_key = api_key
         self.progression = progression
         self.tasks: dict[str, EvolinkTask] = {}
-        self.create_calls: list[Any] = []  # request bodies, in arrival order, even bad ones
-        self.query_calls: list[str] = []
-        self.authorizations: list[str] = []
         self.video_bytes = b"\x00\x00\x00\x18ftypmp42fake-evolink-video"
-        self._ids = itertools.count(1)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/videos/generations", self._create),

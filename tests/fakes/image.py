@@ -11,7 +11,6 @@ By default it answers with an inline data: URL of a 1x1 PNG, which needs no down
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import time
 from typing import Any
@@ -33,8 +32,6 @@ class ImageFake(FakeServer):
         self.api_key = api_key
         self.content: Any = f"Here is the result:\n\n{PNG_DATA_URL}"
         self.calls: list[Any] = []  # request bodies, in arrival order, even bad ones
-        self.authorizations: list[str] = []
-        self._ids = itertools.count(1)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self._chat)]

@@ -11,7 +11,6 @@ Business errors are HTTP 200 with the code in the body, as kie does; script othe
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -61,11 +60,7 @@ class KieFake(FakeServer):
         self.progression = progression
         self.msg_key = msg_key  # "msg", or "message" as some copies of the docs say
         self.tasks: dict[str, KieTask] = {}
-        self.create_calls: list[Any] = []  # request bodies, in arrival order, even bad ones
-        self.query_calls: list[str] = []
-        self.authorizations: list[str] = []
         self.video_bytes = b"\x00\x00\x00\x18ftypmp42fake-kie-video"
-        self._ids = itertools.count(1)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api/v1/jobs/createTask", self._create),
