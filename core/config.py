@@ -29,6 +29,7 @@ from pydantic.dataclasses import dataclass
 __all__ = [
     "SECRET_NAMES",
     "AppConfig",
+    "ChatConfig",
     "Config",
     "ConfigError",
     "CreditsConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "HttpConfig",
     "ModelConfig",
     "PackageConfig",
+    "PaymentsConfig",
     "Secrets",
     "StorageConfig",
     "TelegramConfig",
@@ -118,6 +120,42 @@ class TelegramConfig:
 class WechatConfig:
     api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     admins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
+class ChatConfig:
+    # A conversation left this long goes back to the main menu (its draft is dropped).
+    idle_minutes: int = 30
+    # Try-on: clothing photos a user may send with one person photo, by tier ("default" else).
+    tryon_max_clothes: dict[str, int] = field(default_factory=lambda: {"default": 3})
+    # Ledger entries per /history page, and jobs listed by /videos.
+    history_page_size: int = 10
+    videos_listed: int = 5
+
+    @model_validator(mode="after")
+    def _sane(self) -> ChatConfig:
+        if "default" not in self.tryon_max_clothes:
+            raise ValueError("tryon_max_clothes needs a 'default'")
+        if any(not 1 <= v <= 10 for v in self.tryon_max_clothes.values()):
+            raise ValueError("tryon_max_clothes limits must be 1..10")
+        if min(self.idle_minutes, self.history_page_size, self.videos_listed) < 1:
+            raise ValueError("idle_minutes, history_page_size and videos_listed must be >= 1")
+        return self
+
+    def max_clothes(self, tier: str) -> int:
+        return self.tryon_max_clothes.get(tier, self.tryon_max_clothes["default"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
+class PaymentsConfig:
+    # Where Stripe Checkout and Creem send the buyer back after paying or cancelling.
+    success_url: str = "https://t.me/"
+    cancel_url: str = "https://t.me/"
+    # API bases (override to test against local servers).
+    stripe_api_base: str = "https://api.stripe.com"
+    creem_api_base: str = "https://api.creem.io"
+    # Telegram Stars invoices (needs packages with stars > 0 and a Telegram bot).
+    stars: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
@@ -220,6 +258,7 @@ class PackageConfig:
     currency: str = "USD"
     stars: int = 0
     expires_days: int = 0
+    creem_product_id: str = ""  # the Creem product sold for this package ("" = not on Creem)
 
     @model_validator(mode="after")
     def _sane(self) -> PackageConfig:
@@ -249,6 +288,8 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     wechat: WechatConfig = field(default_factory=WechatConfig)
     credits: CreditsConfig = field(default_factory=CreditsConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     models: tuple[ModelConfig, ...] = ()

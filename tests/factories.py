@@ -14,6 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import core.outbox  # noqa: F401  (registers every table on the metadata)
+import generation.tables  # noqa: F401
+import handlers.tables  # noqa: F401
+import wallet.tables  # noqa: F401
 from core import migrate
 from core.db import create_engine, metadata
 from wallet import Wallet

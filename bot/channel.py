@@ -1,0 +1,50 @@
+"""The one interface every chat channel offers the rest of the bot: send and edit.
+
+The Telegram, WeChat and console adapters implement `Channel`; the reply path (answers to an
+inbound update) and the outbox dispatcher both go through it, so rate limits, size rules and
+error mapping live in one place per channel.
+
+    ChannelError
+     ├── Blocked        the user blocked the bot (Telegram 403): stop sending to them
+     ├── RetryLater     the channel asked us to wait (`seconds`; Telegram 429 retry_after)
+     ├── Undeliverable  this message can never go out (bad request, too large after fallbacks)
+     └── (itself)       a network error or a channel fault: retry with backoff
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from handlers.types import Outbound, Text
+
+__all__ = ["Blocked", "Channel", "ChannelError", "RetryLater", "Undeliverable"]
+
+
+class ChannelError(Exception):
+    """Sending failed for a reason that may pass: retry later with backoff."""
+
+
+class Blocked(ChannelError):
+    """The user blocked the bot or deleted the chat."""
+
+
+class RetryLater(ChannelError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
+
+class Undeliverable(ChannelError):
+    """The channel refused this message for good; sending it again cannot help."""
+
+
+class Channel(Protocol):
+    name: str  # "telegram", "wechat", "console": the identities' channel name
+
+    async def send(self, address: str, message: Outbound) -> str | None:
+        """Sends one message; returns the channel's message id when it has one."""
+        ...
+
+    async def edit(self, address: str, message_id: str, message: Text) -> None:
+        """Replaces the text (and buttons) of a message sent before."""
+        ...

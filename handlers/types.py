@@ -1,0 +1,142 @@
+"""What flows between the channel adapters (`bot/`) and the conversations (`handlers/`).
+
+An adapter turns a channel's update into one `Inbound` and renders each `Outbound` it gets back:
+inline keyboards on Telegram, numbered text menus on WeChat and the console. Nothing here knows a
+channel; nothing in a channel knows a conversation.
+
+    Outbound = Text | Media | Picture | Invoice
+
+`Text.buttons` are rows of choices. A button carries either `data` (sent back as
+`Inbound.choice` when pressed; at most 64 bytes, Telegram's limit for callback data) or a `url`
+(a link, e.g. a payment page). `Text.track_job` asks the sender to remember the sent message as
+that job's status message, which the dispatcher edits as the job moves on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "MAX_CHOICE_BYTES",
+    "Attachment",
+    "AttachmentTooLarge",
+    "Button",
+    "Inbound",
+    "Invoice",
+    "Media",
+    "Outbound",
+    "Picture",
+    "StarsPayment",
+    "Text",
+]
+
+MAX_CHOICE_BYTES = 64
+
+
+class AttachmentTooLarge(Exception):
+    """The file is over what the channel lets a bot download (Telegram getFile: 20 MB)."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"attachment of {size} bytes is over the {limit}-byte limit")
+        self.size, self.limit = size, limit
+
+
+@runtime_checkable
+class Attachment(Protocol):
+    """A photo the user sent, fetched only when a conversation wants it."""
+
+    @property
+    def size(self) -> int | None:
+        """Bytes, when the channel says; None when it does not."""
+        ...
+
+    async def read(self, limit: int) -> bytes:
+        """The file's bytes; raises `AttachmentTooLarge` beyond `limit` (or the channel's)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StarsPayment:
+    """A Telegram `successful_payment`, as the payments service needs it."""
+
+    charge_id: str  # telegram_payment_charge_id: the idempotency key
+    payload: str  # invoice_payload
+    currency: str
+    total_amount: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inbound:
+    """One thing a user did: a message (text, command, photos) or a pressed button."""
+
+    channel: str  # "telegram", "wechat", "console"
+    address: str  # who, on that channel: Telegram user id, WeChat openid, "console"
+    language: str | None = None  # the channel's language hint ("en", "zh-hans", …)
+    text: str = ""  # the message text or photo caption; "/command args" for commands
+    choice: str | None = None  # a pressed button's data
+    photos: tuple[Attachment, ...] = ()
+    album: str | None = None  # the channel's group id when several photos came together
+    payment: StarsPayment | None = None
+    display_name: str = ""  # for admin views only; never trusted for anything
+
+    @property
+    def command(self) -> tuple[str, list[str]] | None:
+        """("grant", ["12", "5"]) for "/grant 12 5" (and "/grant@SomeBot 12 5"); else None."""
+        if not self.text.startswith("/"):
+            return None
+        head, *args = self.text.split()
+        return head[1:].split("@", 1)[0].lower(), args
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Button:
+    label: str
+    data: str = ""  # callback data, ≤ MAX_CHOICE_BYTES
+    url: str = ""  # or a link
+
+    def __post_init__(self) -> None:
+        if bool(self.data) == bool(self.url):
+            raise ValueError("a button has either data or a url")
+        if len(self.data.encode()) > MAX_CHOICE_BYTES:
+            raise ValueError(f"button data over {MAX_CHOICE_BYTES} bytes: {self.data!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Text:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    track_job: int | None = None  # remember the sent message as this job's status message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Media:
+    """A finished result from storage: a video (with its thumbnail) or a try-on image."""
+
+    kind: str  # "video" | "photo"
+    key: str
+    caption: str
+    thumbnail_key: str | None = None
+    link_text: str = ""  # the caption's line before a download link, when the file is too big
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Picture:
+    """An image made on the spot (the admin chart)."""
+
+    data: bytes
+    caption: str = ""
+    filename: str = "chart.png"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invoice:
+    """A Telegram Stars invoice (currency XTR, one price)."""
+
+    title: str
+    description: str
+    payload: str  # 1..128 bytes
+    stars: int
+
+
+Outbound = Text | Media | Picture | Invoice
