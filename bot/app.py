@@ -6,8 +6,12 @@
             ...
 
 `build_app` migrates the database, then builds the engine, the one shared `httpx.AsyncClient`,
-storage, the provider clients, the wallet, the catalogue, the job service, the metrics, the web
-application and the (not yet started) scheduler, and closes them in reverse order on exit.
+storage, the provider clients, the wallet, the catalogue, the job service, the conversations
+(`handlers.Handlers`), the payments service (`payments.Payments`, the chat's `TopUp`), the
+metrics, the web application (with `POST /telegram` in Telegram webhook mode, and the payment
+webhooks) and the (not yet started) scheduler, and closes them in reverse order on exit.
+Channels and the outbox dispatcher are the caller's to build (`videofly run` and `videofly chat`
+serve different channels; `bot.channels.open_channels` opens the configured ones).
 Besides the sweeps, the scheduler deletes demo clips a day old (their jobs copied them into
 storage long before) and, on local storage, half-written uploads a crash left behind. Tests
 build the same thing with local servers in place of the outside world, through the keyword
@@ -49,9 +53,12 @@ from core import migrate
 from core.config import Config, GenerationConfig, Secrets
 from core.db import create_engine, utcnow
 from generation import Catalogue, JobService
+from handlers import ChatDeps, Handlers
+from payments import Payments
 from providers import DemoProvider, EvolinkClient, ImageClient, KieClient, Provider
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
 from wallet import Wallet
+from webhooks.telegram import TelegramWebhook
 
 from .scheduler import Periodic, Scheduler, periodic_jobs
 
@@ -86,6 +93,9 @@ class App:
     wallet: Wallet
     catalogue: Catalogue
     jobs: JobService
+    handlers: Handlers
+    payments: Payments
+    telegram_webhook: TelegramWebhook | None  # webhook mode: where POST /telegram hands over
     metrics: webhooks.Metrics
     web_app: web.Application
     scheduler: Scheduler
@@ -152,9 +162,19 @@ async def build_app(
                           storage=storage, http=http, config=_generation(config),
                           public_url=config.http.public_url, callback_secret=callback_secret,
                           clock=clock)
+        try:
+            payments = Payments(engine=engine, wallet=wallet, config=config, secrets=secrets,
+                                http=http, clock=clock)
+        except ValueError as exc:
+            raise StartupError(f"[[packages]]: {exc}") from None
+        handlers = Handlers(ChatDeps(config=config, engine=engine, wallet=wallet, jobs=jobs,
+                                     catalogue=catalogue, storage=storage, clock=clock,
+                                     topup=payments))
+        telegram_webhook = _telegram_webhook(config, secrets)
         web_app = webhooks.create_app(webhooks.WebDeps(
             engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
-            max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir))
+            max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir,
+            telegram=telegram_webhook, payments=payments))
         housekeeping = [Periodic("purge_demo_clips", HOUSEKEEPING_SECONDS,
                                  lambda: demo.purge(DEMO_CLIP_KEEP_SECONDS))]
         if isinstance(storage, LocalStorage):
@@ -163,8 +183,19 @@ async def build_app(
                                          lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
         scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping))
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
-                  demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, metrics=metrics,
+                  demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
+                  payments=payments, telegram_webhook=telegram_webhook, metrics=metrics,
                   web_app=web_app, scheduler=scheduler, demo_dir=demo_dir)
+
+
+def _telegram_webhook(config: Config, secrets: Secrets) -> TelegramWebhook | None:
+    """The hand-over point of `POST /telegram`, in webhook mode with a bot token only."""
+    if config.telegram.mode != "webhook" or not secrets.get("TELEGRAM_BOT_TOKEN"):
+        return None
+    try:
+        return TelegramWebhook(secrets.get("TELEGRAM_WEBHOOK_SECRET") or "")
+    except ValueError as exc:
+        raise StartupError(f"[telegram] mode = \"webhook\": {exc}") from None
 
 
 def _callback_secret(secrets: Secrets) -> str:

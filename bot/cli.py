@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -89,8 +90,11 @@ async def cmd_audit(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    """Serves the web application and runs the scheduler until SIGINT or SIGTERM."""
+    """Serves the web application, runs the scheduler, the chat channels and the outbox
+    dispatcher until SIGINT or SIGTERM."""
     from bot.app import StartupError, build_app, serve  # the service's imports, only here
+    from bot.channels import open_channels
+    from bot.dispatcher import Dispatcher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,10 +103,15 @@ async def cmd_run(config: Config, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
     http = config.http
     try:
-        async with build_app(config, Secrets.from_env()) as app, \
-                serve(app.web_app, host=http.host, port=http.port) as url, app.scheduler:
+        secrets = Secrets.from_env()
+        async with build_app(config, secrets) as app, \
+                serve(app.web_app, host=http.host, port=http.port) as url, app.scheduler, \
+                contextlib.AsyncExitStack() as stack:
             log.info("listening on %s (public URL %s)", url, http.public_url)
-            log.info("no chat channel is configured yet (Telegram and WeChat come later)")
+            channels = await stack.enter_async_context(open_channels(app, secrets))
+            dispatcher = await stack.enter_async_context(Dispatcher(
+                engine=app.engine, handlers=app.handlers, channels=channels))
+            log.info("outbox dispatcher delivering on: %s", ", ".join(channels) or "nothing")
             # What start-up loaded lives as long as the process: keep it out of the collector's
             # full passes, which otherwise stall every request in flight (bench/callbacks.py:
             # p99 70-115 ms of pause without this, 1-8 ms with it).
@@ -110,11 +119,24 @@ async def cmd_run(config: Config, args: argparse.Namespace) -> int:
             gc.freeze()
             await stop.wait()
             log.info("stopping")
+            del dispatcher
     except StartupError as exc:
         print(f"videofly: {exc}", file=sys.stderr)
         return 2
     log.info("stopped")
     return 0
+
+
+async def cmd_chat(config: Config, args: argparse.Namespace) -> int:
+    """Talks to the bot in the terminal with the service running in this process."""
+    from bot._console_session import chat
+    from bot.app import StartupError
+
+    try:
+        return await chat(config, Secrets.from_env())
+    except StartupError as exc:
+        print(f"videofly: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     rev = dbs.add_parser("revision", help="autogenerate a migration from the tables (dev)")
     rev.add_argument("-m", "--message", required=True)
     sub.add_parser("audit", help="check the wallet invariants; exit 1 on any violation")
-    sub.add_parser("run", help="the service: HTTP server, scheduler (until SIGINT/SIGTERM)")
+    sub.add_parser("run", help="the service: HTTP server, scheduler, chat channels, outbox "
+                   "(until SIGINT/SIGTERM)")
+    sub.add_parser("chat", help="talk to the bot in this terminal (the embedded defaults work "
+                   "offline: SQLite under ./data, local storage, the demo provider)")
     return p
 
 
@@ -140,7 +165,25 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], Coroutine[Any, Any, i
     "db": cmd_db,
     "audit": cmd_audit,
     "run": cmd_run,
+    "chat": cmd_chat,
 }
+
+
+def _logging(config: Config, *, to_file: bool) -> None:
+    """Log lines go to stderr; for `chat` to `<data_dir>/videofly.log`, so the terminal shows
+    only the conversation (and only warnings reach the terminal if the file cannot be made)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if to_file:
+        path = Path(config.app.data_dir) / "videofly.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            logging.basicConfig(level=config.app.log_level, format=fmt, filename=path,
+                                encoding="utf-8")
+            return
+        except OSError:
+            logging.basicConfig(level=logging.WARNING, format=fmt)
+            return
+    logging.basicConfig(level=config.app.log_level, format=fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,8 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"videofly: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.app.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging(config, to_file=args.command == "chat")
     try:
         return asyncio.run(COMMANDS[args.command](config, args))
     except NotMigrated as exc:

@@ -43,6 +43,10 @@ outbox = Table(
     Column("last_error", String(500), nullable=True),
     Index("ix_outbox_due", "next_attempt_at",
           postgresql_where=text("state = 'pending'"), sqlite_where=text("state = 'pending'")),
+    # The dispatcher's per-user order check and its recovery sweep of lapsed 'sending' rows.
+    Index("ix_outbox_open_by_user", "user_id", "id",
+          postgresql_where=text("state IN ('pending', 'sending')"),
+          sqlite_where=text("state IN ('pending', 'sending')")),
 )
 
 

@@ -1,35 +1,53 @@
-"""The chat entry point: `Handlers.handle(inbound) -> [Outbound]` (contract; being built)."""
+"""The chat entry point: `Handlers.handle(inbound) -> [Outbound]`, for every channel.
+
+One update is handled in three parts:
+
+1. *Who*: the channel identity's user, language and tier in one read. First contact opens the
+   account (language from the channel's hint: "zh…" → Chinese, else `[app] default_language`),
+   grants the new-user bonus once (key `bonus:<user id>`, expiring after
+   `[credits] new_user_bonus_days`, 0 = never), creates the chat row and says welcome with the
+   main menu. The instance that creates the chat row says welcome; a racing one does not.
+2. *Where*: the conversation step and draft from the `chats` row (`state`). A conversation idle
+   longer than `[chat] idle_minutes` is dropped first, with a short note, and the update is
+   handled as if the user were at the main menu.
+3. *What*: payments, commands, global buttons (menu, cancel, history pages, /videos actions,
+   language, top-up), else the step of the generate conversation (`generate`).
+
+A new state is saved with a conditional UPDATE on the row's version. When another instance
+changed the row in between, the update is handled again on the fresh state (once; then the user
+is asked to try again). Handling has no effects that must not repeat before that save: photos
+are stored once per update (`Turn`), and a job starts only after its save (`Reply.after`).
+Updates that change no state (commands such as /balance or /grant) are never re-run.
+
+Every error becomes text through `errors.error_text`: a known one a friendly text, anything else
+an incident id, with the traceback in the log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
 
-from core.config import Config
-from generation import Catalogue, JobService
-from storage import Storage
-from wallet import Wallet
+from core.db import read_tx
+from wallet.tables import identities, users
 
-from .ports import TopUp
+from . import account, admin, generate, notify, state, stats, topup, videos
+from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
+from .errors import error_text
+from .messages import language_of, t
+from .state import Chat, Draft, Step
+from .tables import chats
 from .types import Inbound, Outbound, Text
+from .ui import menu_text
 
-__all__ = ["ChatDeps", "Handlers"]
+__all__ = ["ADMIN_COMMANDS", "ChatDeps", "Handlers"]
 
+log = logging.getLogger("handlers")
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChatDeps:
-    config: Config
-    engine: AsyncEngine
-    wallet: Wallet
-    jobs: JobService
-    catalogue: Catalogue
-    storage: Storage
-    clock: Callable[[], datetime]
-    topup: TopUp | None = None
+ADMIN_COMMANDS = ("grant", "deduct", "user", "code", "stats", "refund")
 
 
 class Handlers:
@@ -38,25 +56,202 @@ class Handlers:
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
 
+    # --- the contract -------------------------------------------------------------------------
+
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Answers one inbound update; the adapter sends the answers in order."""
-        raise NotImplementedError
+        now = self.deps.clock()
+        lang = language_of(inbound.language, self.deps.config.app.default_language)
+        try:
+            ctx, chat, welcome = await self._enter(inbound, now)
+        except Exception as exc:
+            return [Text(text=error_text(lang, exc))]
+        if welcome and _greeting_only(inbound):
+            return welcome
+        try:
+            return [*welcome, *await self._converse(ctx, Turn(inbound, now), chat)]
+        except Exception as exc:
+            return [*welcome, Text(text=error_text(ctx.lang, exc))]
 
     async def notification(self, user_id: int, kind: str,
                            payload: dict[str, Any]) -> list[Outbound]:
         """Renders one outbox message in the user's language (empty: nothing to send)."""
-        raise NotImplementedError
+        return await notify.render(self.deps, user_id, kind, payload)
 
     async def job_status(self, job_id: int) -> tuple[str, Text] | None:
         """The job's status message now and a short key of what it shows ("generating:40"),
         so a sender edits the message only when the key changed; None once the job ended."""
-        raise NotImplementedError
+        return await notify.job_status(self.deps, job_id)
 
     async def remember_status(self, job_id: int, *, channel: str, address: str,
                               message_id: str) -> None:
         """Records the message a `Text(track_job=…)` became, to edit it later."""
-        raise NotImplementedError
+        await notify.remember_status(self.deps.engine, job_id, channel=channel,
+                                     address=address, message_id=message_id,
+                                     now=self.deps.clock())
 
     def command_menu(self, language: str) -> list[tuple[str, str]]:
         """(command, description) pairs for the channel's command menu (set_my_commands)."""
-        raise NotImplementedError
+        return account.command_menu(language)
+
+    # --- who ----------------------------------------------------------------------------------
+
+    async def _who(self, inbound: Inbound) -> Any:
+        query = (select(users.c.id, users.c.language, users.c.tier,
+                        chats.c.user_id.label("chat"), chats.c.step, chats.c.draft,
+                        chats.c.version, chats.c.updated_at)
+                 .select_from(identities.join(users, users.c.id == identities.c.user_id)
+                              .outerjoin(chats, chats.c.user_id == users.c.id))
+                 .where(identities.c.channel == inbound.channel,
+                        identities.c.external_id == inbound.address))
+        async with read_tx(self.deps.engine) as conn:
+            return (await conn.execute(query)).first()
+
+    async def _enter(self, inbound: Inbound,
+                     now: datetime) -> tuple[Ctx, Chat | None, list[Outbound]]:
+        """The user (created on first contact), their chat row as read with it, a welcome."""
+        deps = self.deps
+        hint = language_of(inbound.language, deps.config.app.default_language)
+        row = await self._who(inbound)
+        if row is None:
+            await deps.wallet.open_account(inbound.channel, inbound.address, language=hint)
+            row = await self._who(inbound)
+        lang = row.language if row.language in ("en", "zh") else hint
+        if row.language is None:
+            await account.set_language(deps, row.id, lang)
+        ctx = Ctx(user_id=row.id, lang=lang, channel=inbound.channel, address=inbound.address,
+                  tier=row.tier or "default",
+                  admin=is_admin(deps.config, inbound.channel, inbound.address))
+        if row.chat is not None:
+            return ctx, state.record(row.id, row.step, row.draft, row.version,
+                                     row.updated_at), []
+        return ctx, None, await self._first_contact(ctx, now)
+
+    async def _first_contact(self, ctx: Ctx, now: datetime) -> list[Outbound]:
+        cfg = self.deps.config.credits
+        lines = [t(ctx.lang, "welcome")]
+        if cfg.new_user_bonus > 0:
+            expires = now + timedelta(days=cfg.new_user_bonus_days) \
+                if cfg.new_user_bonus_days else None
+            grant = await self.deps.wallet.grant(ctx.user_id, cfg.new_user_bonus,
+                                                 source="bonus", key=f"bonus:{ctx.user_id}",
+                                                 expires_at=expires)
+            if grant.created and expires is not None:
+                lines.append(t(ctx.lang, "welcome.bonus", credits=grant.credits,
+                               date=account.local(self.deps, expires)))
+            elif grant.created:
+                lines.append(t(ctx.lang, "welcome.bonus_forever", credits=grant.credits))
+        if not await state.create(self.deps.engine, ctx.user_id, now):
+            return []  # another instance is saying welcome
+        return [Text(text="\n".join(lines)), menu_text(ctx.lang)]
+
+    # --- where --------------------------------------------------------------------------------
+
+    async def _converse(self, ctx: Ctx, turn: Turn, seen: Chat | None) -> list[Outbound]:
+        """Handles the update on the conversation state `seen` (read with the user), and once
+        more on a fresh read if another instance changed the conversation meanwhile."""
+        engine, idle = self.deps.engine, timedelta(minutes=self.deps.config.chat.idle_minutes)
+        for attempt in range(2):
+            chat = seen if attempt == 0 and seen is not None else \
+                await state.load(engine, ctx.user_id)
+            if chat is None:  # deleted under us (user removed): start it again
+                await state.create(engine, ctx.user_id, turn.now)
+                continue
+            lead: list[Outbound] = []
+            view = chat
+            if chat.step is not Step.IDLE and chat.updated_at is not None \
+                    and turn.now - chat.updated_at > idle:
+                lead = [Text(text=t(ctx.lang, "idle.reset"))]
+                view = Chat(chat.user_id, Step.IDLE, Draft(), chat.version, chat.updated_at)
+            reply = await self._route(ctx, view, turn)
+            if reply.step is None:
+                if view is chat:
+                    await state.touch(engine, ctx.user_id, turn.now)
+                else:  # only the timeout to record; losing that race changes nothing
+                    await state.save(engine, chat, Step.IDLE, Draft(), turn.now)
+                return [*lead, *reply.out]
+            saved = await state.save(engine, chat, reply.step, reply.draft, turn.now)
+            if saved is None:
+                log.info("user %s: conversation changed meanwhile; handling again", ctx.user_id)
+                continue
+            after = await reply.after(saved) if reply.after is not None else []
+            return [*lead, *reply.out, *after]
+        return [Text(text=t(ctx.lang, "busy"))]
+
+    # --- what ---------------------------------------------------------------------------------
+
+    async def _route(self, ctx: Ctx, chat: Chat, turn: Turn) -> Reply:
+        deps, inbound = self.deps, turn.inbound
+        if inbound.payment is not None:
+            return Reply([await topup.stars_paid(deps, ctx, inbound.payment)])
+        command = inbound.command
+        if command is not None and not inbound.photos:
+            return await self._command(ctx, chat, *command)
+        choice = inbound.choice
+        if choice is None:
+            return await generate.on_update(deps, ctx, chat, turn)
+        head, _, value = choice.partition(":")
+        if choice == "x":
+            return await self._command(ctx, chat, "cancel", [])
+        if choice == "g":
+            return await generate.begin(deps, ctx)
+        if head == "c" and value in account.USER_COMMANDS:
+            return await self._command(ctx, chat, value, [])
+        if head == "h" and (value == "" or (value.isdigit() and len(value) < 19)):
+            return Reply([await account.history(deps, ctx, int(value) if value else None)])
+        if head == "l" and value in ("en", "zh"):
+            await account.set_language(deps, ctx.user_id, value)
+            return Reply([menu_text(value, "lang.set")])
+        if head in ("vs", "vr", "va"):
+            act = {"vs": videos.resend, "vr": videos.retry, "va": videos.again}[head]
+            return await act(deps, ctx, value)
+        if head == "p":
+            return Reply(await topup.choose_method(deps, ctx, value))
+        if head == "$":
+            package, _, method = value.partition(":")
+            return Reply(await topup.checkout(deps, ctx, package, method))
+        return await generate.on_update(deps, ctx, chat, turn)
+
+    async def _command(self, ctx: Ctx, chat: Chat, name: str, args: list[str]) -> Reply:
+        deps, lang = self.deps, ctx.lang
+        if name == "start":
+            return Reply([menu_text(lang)], Step.IDLE)
+        if name == "cancel":
+            return Reply([Text(text=t(lang, "cancelled")), menu_text(lang)], Step.IDLE)
+        if name == "generate":
+            return await generate.begin(deps, ctx)
+        if name == "help":
+            return Reply([account.help_text(ctx)])
+        if name == "balance":
+            return Reply([await account.balance(deps, ctx)])
+        if name == "history":
+            return Reply([await account.history(deps, ctx, None)])
+        if name == "videos":
+            return Reply([await videos.listing(deps, ctx)])
+        if name == "checkin":
+            return Reply([await account.checkin(deps, ctx)])
+        if name == "redeem":
+            return Reply([await account.redeem(deps, ctx, args)])
+        if name == "topup":
+            return Reply([topup.menu(deps, ctx)])
+        if name == "language":
+            return Reply([account.language_menu(ctx)])
+        if ctx.admin and name in ADMIN_COMMANDS:
+            return Reply(await self._admin(ctx, name, args))
+        return Reply([Text(text=t(lang, "unknown"))])
+
+    async def _admin(self, ctx: Ctx, name: str, args: list[str]) -> list[Outbound]:
+        deps = self.deps
+        if name == "stats":
+            return [*await stats.stats(deps, ctx)]
+        act = {"grant": admin.grant, "deduct": admin.deduct, "user": admin.user_info,
+               "code": admin.code, "refund": admin.refund}[name]
+        return [await act(deps, ctx, args)]
+
+
+def _greeting_only(inbound: Inbound) -> bool:
+    """On first contact, the welcome is the whole answer to /start or a plain hello."""
+    command = inbound.command
+    if command is not None:
+        return command[0] == "start"
+    return inbound.choice is None and not inbound.photos and inbound.payment is None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import core.outbox  # noqa: F401  (registers every table on the metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
+import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
 from core import migrate
 from core.db import create_engine, metadata
@@ -110,3 +111,37 @@ async def funded_user(wallet: Wallet, credits: int, *, name: str | None = None,
         await wallet.grant(uid, credits, source="test", key=f"fund:{uid}:{uuid.uuid4().hex}",
                            expires_at=expires_at)
     return uid
+
+
+# --- chat conversations (handlers) ---------------------------------------------------------
+
+
+class BytesPhoto:
+    """An `handlers.Attachment` over bytes in memory, as a channel adapter would hand it over."""
+
+    def __init__(self, data: bytes, *, declared: int | None = None) -> None:
+        self.data = data
+        self._size = declared
+
+    @property
+    def size(self) -> int | None:
+        return self._size
+
+    async def read(self, limit: int) -> bytes:
+        from handlers import AttachmentTooLarge
+
+        if len(self.data) > limit:
+            raise AttachmentTooLarge(len(self.data), limit)
+        return self.data
+
+
+def jpeg_bytes(width: int = 320, height: int = 240, fmt: str = "JPEG") -> bytes:
+    """A small real image (a gradient) in `fmt`."""
+    import io
+
+    from PIL import Image
+
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    out = io.BytesIO()
+    img.save(out, format=fmt)
+    return out.getvalue()

@@ -12,6 +12,8 @@ Routes (each verifies, parses and hands over; none holds business logic):
     POST /callbacks/{provider}?job=&token=   callbacks.py  → JobService.on_callback (background)
     GET  /media/{key}?exp=&sig=              media.py      local storage only
     GET  /demo/{name}                        media.py      only with a demo_dir
+    POST /telegram                           telegram.py   → the bot's update queue
+    POST /payments/stripe, /payments/creem   payments.py   → Payments.apply (only with payments)
     GET  /healthz, GET /metrics              ops.py
 
 Modules: `app` (factory, middlewares, lifetime), `_deps` (WebDeps, app keys), `_errors` (the
@@ -28,6 +30,7 @@ from ._deps import DEPS, HANDOVER, WebDeps
 from ._handover import Handover
 from .app import SHUTDOWN_WAIT_SECONDS, AccessLogger, create_app
 from .metrics import Metrics, TimedProvider
+from .telegram import TelegramWebhook
 
 __all__ = [
     "DEPS",
@@ -36,6 +39,7 @@ __all__ = [
     "AccessLogger",
     "Handover",
     "Metrics",
+    "TelegramWebhook",
     "TimedProvider",
     "WebDeps",
     "create_app",

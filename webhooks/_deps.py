@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +16,11 @@ from storage import Storage
 
 from ._handover import Handover
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from payments import Payments
+
+    from .telegram import TelegramWebhook
 
 __all__ = ["DEPS", "HANDOVER", "WebDeps"]
 
@@ -34,6 +40,10 @@ class WebDeps:
     metrics: Metrics
     max_body_bytes: int
     demo_dir: pathlib.Path | None = None
+    # Telegram webhook mode: where `POST /telegram` puts updates (no route without it).
+    telegram: TelegramWebhook | None = None
+    # Top-ups: `POST /payments/stripe` and `/payments/creem` (no routes without it).
+    payments: Payments | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)

@@ -27,6 +27,8 @@ from ._handover import Handover
 from .callbacks import ROUTE_NAME, callback
 from .media import demo_clip, media
 from .ops import healthz, metrics
+from .payments import creem_webhook, stripe_webhook
+from .telegram import telegram_update
 
 __all__ = ["DEPS", "HANDOVER", "SHUTDOWN_WAIT_SECONDS", "AccessLogger", "WebDeps", "create_app"]
 
@@ -45,6 +47,11 @@ def create_app(deps: WebDeps) -> web.Application:
         app.router.add_get("/media/{key:.+}", media, name="media")
     if deps.demo_dir is not None:
         app.router.add_get("/demo/{name}", demo_clip, name="demo")
+    if deps.telegram is not None:
+        app.router.add_post("/telegram", telegram_update, name="telegram")
+    if deps.payments is not None:
+        app.router.add_post("/payments/stripe", stripe_webhook, name="payments_stripe")
+        app.router.add_post("/payments/creem", creem_webhook, name="payments_creem")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics, name="metrics")
     return app

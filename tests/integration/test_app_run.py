@@ -214,7 +214,7 @@ async def test_videofly_run_serves_health_and_stops_on_sigterm(database: TestDat
             await proc.wait()
     log = "".join(seen) + line + err.decode()
     assert proc.returncode == 0, log
-    assert "no chat channel is configured" in log
+    assert "no chat channel configured" in log
     assert "demo mode" in log
     assert "stopped" in log
     assert "Traceback" not in log

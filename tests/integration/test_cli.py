@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,45 @@ def test_an_unreachable_database_is_reported_without_its_password() -> None:
     assert "cannot use database" in r.stderr
     assert "s3cr3t" not in r.stderr + r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_chat_ends_cleanly_at_end_of_input_in_a_fresh_directory(tmp_path: Path) -> None:
+    """No config file, no database yet: the embedded defaults make both under ./data."""
+    r = subprocess.run(
+        [*videofly_cmd(), "chat"], cwd=tmp_path, input="/balance\n", capture_output=True,
+        text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items()
+             if not k.startswith(("VIDEOFLY", "LANG", "LC_")) and k != "DATABASE_URL"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # the log went to the file
+    assert "Available: 10 credits" in r.stdout
+    assert r.stdout.rstrip().endswith("Bye!")
+    assert (tmp_path / "data" / "videofly.db").is_file()
+    assert "console session on" in (tmp_path / "data" / "videofly.log").read_text()
+
+
+def test_chat_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*videofly_cmd(), "chat"], cwd=tmp_path, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items()
+             if not k.startswith("VIDEOFLY") and k != "DATABASE_URL"})
+    try:
+        assert proc.stdout is not None
+        for _ in range(100):  # bounded: wait for the first menu
+            if proc.stdout.readline().startswith("  1. "):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Bye!" in out
+
+
+def videofly_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("videofly")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import core.outbox  # noqa: F401  (each import registers its tables)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
+import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
 from core import migrate
 from core.db import create_engine, metadata

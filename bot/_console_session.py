@@ -1,0 +1,129 @@
+"""`videofly chat`: the whole service in one process, talking to one user in the terminal.
+
+The HTTP server binds a free port on 127.0.0.1 first and that address becomes this process's
+public URL (the demo provider calls back through it, and fetches its clip from it), whatever
+`[http]` says: a terminal session is never reached from outside. Then the app is built as
+`videofly run` builds it, with the console as its only channel, the outbox dispatcher and the
+scheduler running. Answers to a typed line are printed at once; what happens later (the video
+is ready, the status moved on) arrives through the outbox dispatcher, as on Telegram.
+
+Stdin is read by a daemon thread that hands lines to the event loop: a blocked `readline` then
+never holds up the exit, and it works alike for a terminal, a pipe or a file. The session ends
+on end of input, `/quit` (or `/exit`), or Ctrl-C (SIGINT) and SIGTERM, each time cleanly: the
+dispatcher finishes the message in flight, the server and the scheduler stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets as token
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from core.config import Config, Secrets
+from handlers import Handlers, Inbound, Text
+from handlers.messages import t
+
+from .app import build_app, serve
+from .console import ADDRESS, ConsoleChannel
+from .dispatcher import Dispatcher
+
+__all__ = ["QUIT", "chat"]
+
+log = logging.getLogger("bot.console")
+
+QUIT = ("/quit", "/exit")
+
+
+def _reader(stream: TextIO, loop: asyncio.AbstractEventLoop,
+            lines: asyncio.Queue[str | None]) -> threading.Thread:
+    """Feeds `stream`'s lines to `lines` from a daemon thread; None marks the end."""
+
+    def run() -> None:
+        try:
+            for line in stream:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+        except (OSError, ValueError):  # closed under us
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is already gone
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    thread = threading.Thread(target=run, name="stdin", daemon=True)
+    thread.start()
+    return thread
+
+
+async def _turn(handlers: Handlers, console: ConsoleChannel, inbound: Inbound) -> None:
+    """Hands one update to the conversations and prints the answers."""
+    try:
+        answers = await handlers.handle(inbound)
+    except Exception:
+        incident = token.token_hex(4)
+        log.exception("incident %s: handling a console update failed", incident)
+        console.write(t(console.lang, "err.incident", incident=incident))
+        return
+    for message in answers:
+        try:
+            message_id = await console.send(ADDRESS, message)
+        except Exception as exc:
+            log.exception("showing a %s in the terminal failed", type(message).__name__)
+            console.write(t(console.lang, "console.failed", reason=type(exc).__name__))
+            continue
+        if isinstance(message, Text) and message.track_job is not None and message_id:
+            await handlers.remember_status(message.track_job, channel=console.name,
+                                           address=ADDRESS, message_id=message_id)
+
+
+def _printer(out: TextIO) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        out.write(text + "\n\n")
+        out.flush()
+
+    return write
+
+
+async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
+               stdout: TextIO | None = None) -> int:
+    """Runs the terminal session until end of input, /quit or a signal."""
+    write = _printer(stdout or sys.stdout)
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(sig, lines.put_nowait, None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = replace(config, http=replace(config.http, host="127.0.0.1",
+                                              port=sock.getsockname()[1], public_url=url))
+        async with build_app(config, secrets) as app, serve(app.web_app, sock=sock), \
+                app.scheduler:
+            console = ConsoleChannel.for_language(
+                storage=app.storage, data_dir=Path(config.app.data_dir),
+                default=config.app.default_language, write=write)
+            dispatcher = Dispatcher(engine=app.engine, handlers=app.handlers,
+                                    channels={console.name: console})
+            async with dispatcher:
+                write(t(console.lang, "console.hello"))
+                log.info("console session on %s", url)
+                _reader(stdin or sys.stdin, loop, lines)
+                await _turn(app.handlers, console,
+                            Inbound(channel=console.name, address=ADDRESS, text="/start",
+                                    language=console.hint))
+                while (line := await lines.get()) is not None:
+                    if line.strip().lower() in QUIT:
+                        break
+                    inbound = console.inbound(line)
+                    if inbound is not None:
+                        await _turn(app.handlers, console, inbound)
+                        dispatcher.notify()
+            write(t(console.lang, "console.bye"))
+    return 0

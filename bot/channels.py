@@ -1,0 +1,46 @@
+"""The chat channels `videofly run` serves, opened from the config and the secrets.
+
+Telegram runs when `TELEGRAM_BOT_TOKEN` is set (polling, or webhook mode through the web app's
+`POST /telegram`, which `build_app` prepared). Its Stars hooks go to the payments service: the
+pre-checkout answer (`Payments.check_stars_payload`) and `/refund` (`refundStarPayment`).
+WeChat joins here when its adapter lands. With no channel configured the service still runs
+(callbacks, payments, the outbox waits for an instance that serves the users' channels).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from core.config import Secrets
+
+from .app import App, StartupError
+from .channel import Channel
+
+__all__ = ["open_channels"]
+
+log = logging.getLogger("bot.channels")
+
+
+@asynccontextmanager
+async def open_channels(app: App, secrets: Secrets) -> AsyncIterator[dict[str, Channel]]:
+    """Starts every configured channel; yields them by name; stops them on exit."""
+    channels: dict[str, Channel] = {}
+    async with AsyncExitStack() as stack:
+        token = secrets.get("TELEGRAM_BOT_TOKEN")
+        if token:
+            from .telegram import TelegramStartupError, open_telegram  # PTB only when used
+
+            try:
+                bot = await stack.enter_async_context(open_telegram(
+                    app.config, token=token, handlers=app.handlers, storage=app.storage,
+                    webhook=app.telegram_webhook, pre_checkout=app.payments.check_stars_payload))
+            except TelegramStartupError as exc:
+                raise StartupError(f"telegram: {exc}") from None
+            app.payments.stars_refund = bot.refund_stars
+            stack.callback(setattr, app.payments, "stars_refund", None)
+            channels[bot.channel.name] = bot.channel
+        if not channels:
+            log.info("no chat channel configured (set TELEGRAM_BOT_TOKEN for Telegram)")
+        yield channels

@@ -1,0 +1,210 @@
+"""The terminal channel behind `videofly chat`: lines in, printed messages out.
+
+Input, one line at a time (`ConsoleChannel.inbound`):
+- a number while the last message showed a numbered menu → that button's `data` as a choice;
+- a line naming existing files (a path, `~` expanded, quotes stripped; several paths separated
+  by spaces make an album) → those files as photos, each read only when the conversation asks
+  for it, and refused over 20 MB (Telegram's download limit, so every channel behaves alike);
+- anything else → text (commands as "/balance").
+
+Output: texts are printed, data buttons as a numbered menu and url buttons as links; a video
+or image result is copied out of storage to `<data_dir>/videos/` and its path printed; a
+picture (the admin chart) is saved as PNG under `<data_dir>/pictures/`; a Stars invoice says
+that Stars are paid in Telegram only. A status message edit prints the new status line.
+
+The channel's own words come from the message catalogue in the language `$LANG` names; the
+conversations speak the user's language, which the handlers keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shlex
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+from handlers.messages import language_of, t
+from handlers.types import (
+    Attachment,
+    AttachmentTooLarge,
+    Button,
+    Inbound,
+    Invoice,
+    Media,
+    Outbound,
+    Picture,
+    Text,
+)
+from storage import Storage
+
+__all__ = ["ADDRESS", "MAX_PHOTO_BYTES", "ConsoleChannel", "FileAttachment", "lang_hint"]
+
+ADDRESS = "console"  # the one user of the terminal
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+MAX_PATHS = 10  # more "paths" than an album holds is text
+
+
+def lang_hint(environ: Mapping[str, str] | None = None) -> str | None:
+    """The language part of `$LANG` ("zh_CN.UTF-8" → "zh-CN"); None when unset or "C"."""
+    env = os.environ if environ is None else environ
+    raw = (env.get("LC_ALL") or env.get("LANG") or "").split(".", 1)[0].replace("_", "-")
+    return None if raw in ("", "C", "POSIX") else raw
+
+
+class FileAttachment:
+    """A photo given as a file path; read when the conversation wants it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def size(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
+    async def read(self, limit: int) -> bytes:
+        cap = min(limit, MAX_PHOTO_BYTES)
+        size = self.size
+        if size is not None and size > cap:
+            raise AttachmentTooLarge(size, cap)
+
+        def read_capped() -> bytes:
+            with self.path.open("rb") as f:
+                return f.read(cap + 1)
+
+        data = await asyncio.to_thread(read_capped)
+        if len(data) > cap:  # the file grew since it was measured
+            raise AttachmentTooLarge(None, cap)
+        return data
+
+
+def _paths(line: str) -> list[Path] | None:
+    """The files a line names, or None when it is not (only) file paths."""
+    whole = Path(line.strip().strip("'\"")).expanduser()
+    if whole.is_file():  # one path with unquoted spaces in it
+        return [whole]
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unbalanced quote: just text
+        return None
+    if not words or len(words) > MAX_PATHS:
+        return None
+    paths = [Path(w).expanduser() for w in words]
+    return paths if all(p.is_file() for p in paths) else None
+
+
+class ConsoleChannel:
+    """The `Channel` of the terminal; `write` prints one block of text."""
+
+    name = "console"
+
+    def __init__(self, *, storage: Storage, data_dir: Path, lang: str,
+                 write: Callable[[str], None] = print) -> None:
+        self.storage = storage
+        self.videos = data_dir / "videos"
+        self.pictures = data_dir / "pictures"
+        self.lang = lang
+        self.write = write
+        self.menu: list[Button] = []  # the numbered choices of the last message
+        self._shown: dict[str, str] = {}  # message id → its text, to print changes only
+        self._ids = itertools.count(1)
+        self.hint = lang_hint()  # the language hint sent with every update
+
+    @classmethod
+    def for_language(cls, *, storage: Storage, data_dir: Path, default: str,
+                     write: Callable[[str], None] = print) -> ConsoleChannel:
+        return cls(storage=storage, data_dir=data_dir, write=write,
+                   lang=language_of(lang_hint(), default))
+
+    # --- in ------------------------------------------------------------------------------------
+
+    def inbound(self, line: str) -> Inbound | None:
+        """The update a typed line stands for; None for an empty line."""
+        text = line.strip()
+        if not text:
+            return None
+        update = partial(Inbound, channel=self.name, address=ADDRESS, language=self.hint)
+        if text.isdigit() and self.menu:
+            index = int(text) - 1
+            if 0 <= index < len(self.menu):
+                return update(choice=self.menu[index].data)
+        if (paths := _paths(text)) is not None:
+            photos: tuple[Attachment, ...] = tuple(FileAttachment(p) for p in paths)
+            album = f"console:{next(self._ids)}" if len(photos) > 1 else None
+            return update(photos=photos, album=album)
+        return update(text=text)
+
+    # --- out -----------------------------------------------------------------------------------
+
+    async def send(self, address: str, message: Outbound) -> str | None:
+        if isinstance(message, Text):
+            self._print_text(message)
+            message_id = str(next(self._ids))
+            if message.track_job is not None:
+                self._shown[message_id] = message.text
+            return message_id
+        if isinstance(message, Media):
+            path = await self._save_media(message)
+            self.write("\n".join(filter(None, (message.caption,
+                                               t(self.lang, "console.saved", path=path)))))
+            return None
+        if isinstance(message, Picture):
+            path = await asyncio.to_thread(self._save_picture, message)
+            self.write("\n".join(filter(None, (message.caption,
+                                               t(self.lang, "console.picture", path=path)))))
+            return None
+        if isinstance(message, Invoice):
+            self.write(t(self.lang, "console.stars", title=message.title, stars=message.stars))
+            return None
+        raise TypeError(f"cannot show {type(message).__name__} in the terminal")
+
+    async def edit(self, address: str, message_id: str, message: Text) -> None:
+        # A printed line cannot change: print the status again, unless it reads the same.
+        if self._shown.get(message_id) != message.text:
+            self._shown[message_id] = message.text
+            self.write(t(self.lang, "console.status", text=message.text))
+
+    def _print_text(self, message: Text) -> None:
+        menu: list[Button] = []
+        lines = [message.text]
+        for row in message.buttons:
+            for button in row:
+                if button.url:
+                    lines.append(t(self.lang, "console.link", label=button.label,
+                                   url=button.url))
+                else:
+                    menu.append(button)
+                    lines.append(t(self.lang, "console.choice", n=len(menu),
+                                   label=button.label))
+        self.menu = menu
+        self.write("\n".join(lines))
+
+    async def _save_media(self, message: Media) -> Path:
+        """Copies a stored result out of storage, streaming; returns where it is now."""
+        name = message.key.rsplit("/", 1)[-1]
+        target = self.videos / name
+        partial = target.with_name(f".{name}.part")
+        await asyncio.to_thread(self.videos.mkdir, parents=True, exist_ok=True)
+        out = await asyncio.to_thread(partial.open, "wb")
+        try:
+            async for chunk in self.storage.get(message.key):  # read to the end
+                await asyncio.to_thread(out.write, chunk)
+            out.close()
+            await asyncio.to_thread(partial.replace, target)
+        except BaseException:
+            out.close()
+            partial.unlink(missing_ok=True)
+            raise
+        return target
+
+    def _save_picture(self, message: Picture) -> Path:
+        self.pictures.mkdir(parents=True, exist_ok=True)
+        stem = Path(message.filename).stem or "picture"
+        target = self.pictures / f"{stem}-{next(self._ids)}.png"
+        target.write_bytes(message.data)
+        return target

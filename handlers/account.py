@@ -1,0 +1,141 @@
+"""The user's own commands: /help, /balance, /history, /checkin, /redeem, /language.
+
+Times are shown in `[credits] timezone`, the zone that also decides when a check-in day starts.
+History pages go newest first; the buttons carry the ledger id to page from, so any instance can
+serve the next page and an old page's buttons keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select, update
+
+from core.db import read_tx, write_tx
+from wallet import LedgerEntry, WalletError
+from wallet.tables import ledger, users
+
+from .deps import ChatDeps, Ctx
+from .errors import error_text
+from .messages import LANGUAGES, t
+from .types import Button, Text
+from .ui import Rows, button, main_menu, menu_text
+
+__all__ = ["LEDGER_KINDS", "SOURCES", "USER_COMMANDS", "balance", "checkin", "command_menu",
+           "help_text", "history", "language_menu", "redeem", "set_language"]
+
+USER_COMMANDS = ("start", "generate", "balance", "history", "videos", "checkin", "redeem",
+                 "topup", "language", "cancel", "help")
+LEDGER_KINDS = ("grant", "hold", "settle", "release", "expire", "clawback")
+# Where a grant came from, by the first part of its key (purchases: the payment providers).
+SOURCES = {"bonus": "source.bonus", "checkin": "source.checkin", "redeem": "source.redeem",
+           "admin": "source.admin", "stripe": "source.purchase", "creem": "source.purchase",
+           "stars": "source.purchase", "purchase": "source.purchase"}
+
+
+def command_menu(lang: str) -> list[tuple[str, str]]:
+    return [(c, t(lang, f"cmd.{c}")) for c in USER_COMMANDS]
+
+
+def help_text(ctx: Ctx) -> Text:
+    lines = [t(ctx.lang, "help.title"),
+             *(f"/{c} — {d}" for c, d in command_menu(ctx.lang))]
+    if ctx.admin:
+        lines += ["", t(ctx.lang, "help.admin")]
+    return Text(text="\n".join(lines), buttons=main_menu(ctx.lang))
+
+
+def local(deps: ChatDeps, when: datetime, fmt: str = "%Y-%m-%d") -> str:
+    return when.astimezone(deps.config.credits.zone).strftime(fmt)
+
+
+async def balance(deps: ChatDeps, ctx: Ctx) -> Text:
+    b = await deps.wallet.balance(ctx.user_id)
+    lines = [t(ctx.lang, "balance.text", available=b.available, held=b.held)]
+    if b.expiring_soon and b.next_expiry is not None:
+        lines.append(t(ctx.lang, "balance.expiring", credits=b.expiring_soon,
+                       date=local(deps, b.next_expiry)))
+    if b.debt:
+        lines.append(t(ctx.lang, "balance.debt", debt=b.debt))
+    return Text(text="\n".join(lines), buttons=main_menu(ctx.lang))
+
+
+def _label(lang: str, entry: LedgerEntry) -> str:
+    label = t(lang, f"ledger.{entry.kind}") if entry.kind in LEDGER_KINDS else entry.kind
+    ref = entry.ref or ""
+    if entry.kind == "grant":
+        source = SOURCES.get(ref.split(":", 1)[0])
+        if source:
+            label += f" ({t(lang, source)})"
+    elif ref.startswith("job:"):
+        label += f" #{ref.split(':')[1]}"
+    return label
+
+
+def _amount(entry: LedgerEntry) -> str:
+    if entry.kind == "settle":  # available does not move: the held credits are spent
+        return str(-entry.held_delta - entry.amount)
+    return f"{entry.amount:+d}"
+
+
+async def history(deps: ChatDeps, ctx: Ctx, before: int | None) -> Text:
+    size = deps.config.chat.history_page_size
+    entries = await deps.wallet.history(ctx.user_id, limit=size + 1, before_id=before)
+    older, entries = len(entries) > size, entries[:size]
+    if not entries:
+        return Text(text=t(ctx.lang, "history.empty"), buttons=main_menu(ctx.lang))
+    lines = [t(ctx.lang, "history.title")] + [
+        t(ctx.lang, "history.line", date=local(deps, e.created_at, "%m-%d %H:%M"),
+          label=_label(ctx.lang, e), amount=_amount(e), balance=e.balance_after)
+        for e in entries]
+    nav: list[Button] = []
+    if older:
+        nav.append(button(ctx.lang, "btn.older", f"h:{entries[-1].id}"))
+    if before is not None:
+        async with read_tx(deps.engine) as conn:
+            newer = list((await conn.execute(
+                select(ledger.c.id).where(ledger.c.user_id == ctx.user_id,
+                                          ledger.c.id > entries[0].id)
+                .order_by(ledger.c.id).limit(size + 1))).scalars())
+        if newer:
+            # The newer page ends just above the current one; if it is the newest, "h:".
+            data = "h:" if len(newer) <= size else f"h:{newer[size - 1] + 1}"
+            nav.append(button(ctx.lang, "btn.newer", data))
+    return Text(text="\n".join(lines), buttons=(tuple(nav),) if nav else ())
+
+
+async def checkin(deps: ChatDeps, ctx: Ctx) -> Text:
+    cfg = deps.config.credits
+    if cfg.checkin_amount <= 0:
+        return menu_text(ctx.lang, "checkin.off")
+    result = await deps.wallet.checkin(ctx.user_id, credits=cfg.checkin_amount, tz=cfg.zone,
+                                       expires_days=cfg.checkin_expires_days)
+    if not result.granted:
+        nxt = datetime.combine(result.day + timedelta(days=1), time(0), tzinfo=cfg.zone)
+        when = f"{nxt:%Y-%m-%d %H:%M} ({cfg.timezone})"
+        return Text(text=t(ctx.lang, "checkin.already", when=when), buttons=main_menu(ctx.lang))
+    available = (await deps.wallet.balance(ctx.user_id)).available
+    return Text(text=t(ctx.lang, "checkin.done", credits=result.credits, balance=available),
+                buttons=main_menu(ctx.lang))
+
+
+async def redeem(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if len(args) != 1 or len(args[0]) > 64:
+        return Text(text=t(ctx.lang, "redeem.usage"))
+    try:
+        grant = await deps.wallet.redeem(ctx.user_id, args[0])
+    except WalletError as exc:
+        return Text(text=error_text(ctx.lang, exc))
+    available = (await deps.wallet.balance(ctx.user_id)).available
+    return Text(text=t(ctx.lang, "redeem.done", credits=grant.credits, balance=available),
+                buttons=main_menu(ctx.lang))
+
+
+def language_menu(ctx: Ctx) -> Text:
+    rows: Rows = (tuple(button(ctx.lang, f"lang.{code}", f"l:{code}") for code in LANGUAGES),)
+    return Text(text=t(ctx.lang, "lang.choose"), buttons=rows)
+
+
+async def set_language(deps: ChatDeps, user_id: int, lang: str) -> None:
+    async with write_tx(deps.engine) as conn:
+        await conn.execute(update(users).where(users.c.id == user_id).values(language=lang))

@@ -1,0 +1,164 @@
+"""Admin commands: /grant, /deduct, /user, /code, /refund (and /stats in `stats`).
+
+Who is an admin is decided once per update (`deps.is_admin`); to anyone else these commands
+answer exactly like an unknown command, so they do not reveal that they exist.
+
+USER is resolved as: `#12` → internal user id 12; all digits → the Telegram user with that id if
+one exists, otherwise internal id; anything else → a WeChat openid. Numbers must be whole, from 1
+to a sane upper bound, so a typo cannot grant a billion credits.
+
+Money: a grant or deduction is one transaction holding the wallet change (source "admin",
+`actor="<channel>:<address>"`, the reason as note) and the user's outbox notice. /deduct takes
+only what is available and refuses more (nothing changes): an admin correcting a balance should
+not push a user into debt, which is reserved for refunded payments.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core.db import read_tx, write_tx
+from core.outbox import enqueue
+from payments import recent_for_user
+from wallet.tables import accounts, identities, users
+
+from .deps import ChatDeps, Ctx
+from .errors import Explained
+from .messages import t
+from .notify import model_name
+from .types import Text
+
+__all__ = ["MAX_CREDITS", "code", "deduct", "grant", "refund", "resolve_user", "user_info"]
+
+MAX_CREDITS = 1_000_000
+MAX_USES = 100_000
+MAX_DAYS = 3650
+MAX_REASON = 200
+
+
+def number(value: str, most: int) -> int:
+    if not value.isdigit() or len(value) > 12 or not 1 <= int(value) <= most:
+        raise Explained("admin.bad_number", value=value[:20], max=most)
+    return int(value)
+
+
+async def resolve_user(deps: ChatDeps, who: str) -> int:
+    """The internal id USER names; Explained("admin.no_user") when nobody matches."""
+    found = None
+    if 0 < len(who) <= 128:
+        async with read_tx(deps.engine) as conn:
+            async def by_identity(channel: str) -> int | None:
+                return (await conn.execute(select(identities.c.user_id).where(
+                    identities.c.channel == channel, identities.c.external_id == who))).scalar()
+
+            async def by_id(value: str) -> int | None:
+                if not value.isdigit() or len(value) > 18:
+                    return None
+                return (await conn.execute(select(users.c.id).where(
+                    users.c.id == int(value)))).scalar()
+
+            if who.startswith("#"):
+                found = await by_id(who[1:])
+            elif who.isdigit():
+                found = await by_identity("telegram") or await by_id(who)
+            else:
+                found = await by_identity("wechat")
+    if found is None:
+        raise Explained("admin.no_user", who=who[:40])
+    return int(found)
+
+
+def _reason(args: list[str]) -> str:
+    return " ".join(args)[:MAX_REASON]
+
+
+async def grant(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if len(args) < 2:
+        return Text(text=t(ctx.lang, "admin.usage_grant"))
+    uid, credits = await resolve_user(deps, args[0]), number(args[1], MAX_CREDITS)
+    reason = _reason(args[2:])
+    async with write_tx(deps.engine) as conn:
+        await deps.wallet.grant(uid, credits, source="admin", key=f"admin:{uuid.uuid4().hex}",
+                                note=reason or None, actor=ctx.actor, conn=conn)
+        await enqueue(conn, user_id=uid, kind="admin.granted", now=deps.clock(),
+                      payload={"credits": credits, "reason": reason})
+    available = (await deps.wallet.balance(uid)).available
+    return Text(text=t(ctx.lang, "admin.granted", credits=credits, user_id=uid,
+                       balance=available))
+
+
+async def deduct(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if len(args) < 2:
+        return Text(text=t(ctx.lang, "admin.usage_deduct"))
+    uid, credits = await resolve_user(deps, args[0]), number(args[1], MAX_CREDITS)
+    reason = _reason(args[2:])
+    async with write_tx(deps.engine) as conn:
+        # The account row, locked: nothing spends between this check and the clawback.
+        available = (await conn.execute(select(accounts.c.available).where(
+            accounts.c.user_id == uid).with_for_update())).scalar_one()
+        if credits > available:
+            return Text(text=t(ctx.lang, "admin.deduct_refused", user_id=uid,
+                               available=available))
+        await deps.wallet.clawback(uid, credits, key=f"admin:{uuid.uuid4().hex}",
+                                   note=reason or None, actor=ctx.actor, conn=conn)
+        await enqueue(conn, user_id=uid, kind="admin.deducted", now=deps.clock(),
+                      payload={"credits": credits, "reason": reason})
+    available = (await deps.wallet.balance(uid)).available
+    return Text(text=t(ctx.lang, "admin.deducted", credits=credits, user_id=uid,
+                       balance=available))
+
+
+async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if len(args) != 1:
+        return Text(text=t(ctx.lang, "admin.usage_user"))
+    uid = await resolve_user(deps, args[0])
+    async with read_tx(deps.engine) as conn:
+        user = (await conn.execute(select(users).where(users.c.id == uid))).one()
+        names = [f"{r.channel}:{r.external_id}" for r in (await conn.execute(
+            select(identities).where(identities.c.user_id == uid)
+            .order_by(identities.c.created_at))).all()]
+    bal = await deps.wallet.balance(uid)
+    lines = [t(ctx.lang, "admin.user", user_id=uid, tier=user.tier,
+               language=user.language or "-", since=f"{user.created_at:%Y-%m-%d}",
+               identities=", ".join(names) or "-", available=bal.available, held=bal.held,
+               debt=bal.debt)]
+    jobs = await deps.jobs.recent(uid, 5)
+    lines.append(t(ctx.lang, "admin.user_jobs" if jobs else "admin.user_no_jobs"))
+    lines += [t(ctx.lang, "admin.user_job", job_id=j.id, model=model_name(deps, j.model_id),
+                state=t(ctx.lang, f"state.{j.state}"), credits=j.credits,
+                date=f"{j.created_at:%Y-%m-%d %H:%M}") for j in jobs]
+    async with read_tx(deps.engine) as conn:
+        orders = await recent_for_user(conn, uid, 5)
+    lines.append(t(ctx.lang, "admin.user_payments" if orders else "admin.user_no_payments"))
+    lines += [t(ctx.lang, "admin.user_payment", provider=o.provider, order_id=o.order_id,
+                amount=f"{o.amount} {o.currency}", credits=o.credits,
+                state=t(ctx.lang, f"payment_state.{o.state}"),
+                date=f"{o.created_at:%Y-%m-%d %H:%M}") for o in orders]
+    return Text(text="\n".join(lines))
+
+
+async def code(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if not 1 <= len(args) <= 3:
+        return Text(text=t(ctx.lang, "admin.usage_code"))
+    credits = number(args[0], MAX_CREDITS)
+    uses = number(args[1], MAX_USES) if len(args) > 1 else 1
+    days = number(args[2], MAX_DAYS) if len(args) > 2 else None
+    expires_at = deps.clock() + timedelta(days=days) if days else None
+    made = await deps.wallet.create_code(credits, max_uses=uses, expires_at=expires_at,
+                                         created_by=ctx.actor)
+    expiry = (t(ctx.lang, "admin.code_expires", date=f"{expires_at:%Y-%m-%d %H:%M} UTC")
+              if expires_at else t(ctx.lang, "admin.code_forever"))
+    return Text(text=t(ctx.lang, "admin.code", code=made.code, credits=made.credits,
+                       uses=made.max_uses, expiry=expiry))
+
+
+async def refund(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    if len(args) != 1 or len(args[0]) > 128:
+        return Text(text=t(ctx.lang, "admin.usage_refund"))
+    if deps.topup is None:
+        return Text(text=t(ctx.lang, "admin.refund_off"))
+    credits = await deps.topup.refund_stars(args[0], actor=ctx.actor)
+    return Text(text=t(ctx.lang, "admin.refunded", credits=credits))

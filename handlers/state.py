@@ -1,0 +1,145 @@
+"""Where a user is in a conversation: the `chats` row, read and written with optimistic locking.
+
+Nothing is kept in memory between updates, so any instance can take a user's next update and a
+restart continues where the user was. Every change bumps `version` through a conditional
+`UPDATE … WHERE version = :seen`; the loser of a race (two instances handling the same user's
+updates at once) sees no row changed, re-reads and runs its update again (`Handlers.handle`).
+An update that changes no state only touches `last_seen_at` (and clears `blocked_at`: a user who
+writes has unblocked the bot), without bumping the version.
+
+The draft is a typed, frozen `Draft`, stored as JSON; a stored draft that does not parse (an older
+shape, a hand edit) is treated as empty rather than failing the user's every message.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import read_tx, write_tx
+
+from .tables import chats
+
+__all__ = ["Chat", "Draft", "Step", "create", "load", "record", "save", "touch"]
+
+log = logging.getLogger("handlers.state")
+
+
+class Step(enum.StrEnum):
+    IDLE = "idle"
+    KIND = "kind"
+    PHOTO = "photo"  # image-to-video: the one photo
+    PERSON = "person"  # try-on: the person photo
+    CLOTHES = "clothes"  # try-on: 1..N clothing photos, then Done
+    PROMPT = "prompt"
+    MODEL = "model"
+    DURATION = "duration"
+    ASPECT = "aspect"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Draft:
+    """What the user has chosen so far. Try-on: `photos[0]` is the person, the rest clothes."""
+
+    kind: str | None = None
+    photos: tuple[str, ...] = ()  # storage keys
+    clothes_done: bool = False
+    album: str | None = None  # the album the last photos came in (try-on clothes)
+    prompt: str | None = None
+    model: str | None = None
+    duration: int | None = None
+    aspect: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["photos"] = list(self.photos)
+        return {k: v for k, v in data.items() if v not in (None, False, [])}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Draft:
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            return cls(kind=_opt(data.get("kind"), str),
+                       photos=tuple(str(p) for p in data.get("photos", ())),
+                       clothes_done=bool(data.get("clothes_done", False)),
+                       album=_opt(data.get("album"), str), prompt=_opt(data.get("prompt"), str),
+                       model=_opt(data.get("model"), str),
+                       duration=_opt(data.get("duration"), int),
+                       aspect=_opt(data.get("aspect"), str))
+        except (TypeError, ValueError):
+            log.warning("unreadable draft dropped: %.200r", data)
+            return cls()
+
+
+def _opt(value: Any, kind: type[Any]) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"expected {kind.__name__}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    user_id: int
+    step: Step
+    draft: Draft = field(default_factory=Draft)
+    version: int = 0
+    updated_at: datetime | None = None
+
+
+def record(user_id: int, step: str, draft: Any, version: int,
+           updated_at: datetime | None) -> Chat:
+    """A `Chat` from a `chats` row's columns (an unknown step reads as the main menu)."""
+    try:
+        known = Step(step)
+    except ValueError:
+        return Chat(user_id, Step.IDLE, Draft(), version, updated_at)
+    return Chat(user_id, known, Draft.from_json(draft), version, updated_at)
+
+
+async def load(engine: AsyncEngine, user_id: int) -> Chat | None:
+    async with read_tx(engine) as conn:
+        row = (await conn.execute(select(chats).where(chats.c.user_id == user_id))).first()
+    return None if row is None else record(row.user_id, row.step, row.draft, row.version,
+                                           row.updated_at)
+
+
+async def create(engine: AsyncEngine, user_id: int, now: datetime) -> bool:
+    """Creates the user's chat row; False when it existed already (another instance won)."""
+    try:
+        async with write_tx(engine) as conn:
+            await conn.execute(insert(chats).values(
+                user_id=user_id, step=Step.IDLE.value, draft={}, version=0, updated_at=now,
+                last_seen_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def save(engine: AsyncEngine, seen: Chat, step: Step, draft: Draft,
+               now: datetime) -> Chat | None:
+    """Writes the new step and draft if nobody changed the row since `seen`; else None."""
+    async with write_tx(engine) as conn:
+        done = (await conn.execute(
+            update(chats).where(chats.c.user_id == seen.user_id,
+                                chats.c.version == seen.version)
+            .values(step=step.value, draft=draft.to_json(), version=seen.version + 1,
+                    updated_at=now, last_seen_at=now, blocked_at=None))).rowcount == 1
+    return Chat(seen.user_id, step, draft, seen.version + 1, now) if done else None
+
+
+async def touch(engine: AsyncEngine, user_id: int, now: datetime) -> None:
+    """Records that the user wrote, without changing where they are."""
+    async with write_tx(engine) as conn:
+        await conn.execute(update(chats).where(chats.c.user_id == user_id)
+                           .values(last_seen_at=now, blocked_at=None))

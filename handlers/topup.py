@@ -1,0 +1,88 @@
+"""/topup and Telegram Stars payments, over the `TopUp` port that `payments/` implements.
+
+Without a `TopUp` (payments not configured) /topup lists the packages and says how else to get
+credits. With one: a button per package; then, when the channel offers several ways to pay, a
+button per way; then the checkout: a payment page link (Stripe, Creem) or a Stars invoice.
+Package ids and method names travel in button data, so they are checked against the config and
+the port again when pressed.
+"""
+
+from __future__ import annotations
+
+from core.config import PackageConfig
+
+from .deps import ChatDeps, Ctx
+from .errors import error_text
+from .messages import t
+from .types import Button, Outbound, StarsPayment, Text
+from .ui import fits, main_menu, question
+
+__all__ = ["METHODS", "choose_method", "menu", "stars_paid"]
+
+METHODS = ("stripe", "creem", "stars")  # the ways to pay the catalogue names
+
+
+def _line(lang: str, p: PackageConfig) -> str:
+    if p.stars:
+        return t(lang, "topup.package_stars", credits=p.credits, price=p.price,
+                 currency=p.currency, stars=p.stars)
+    return t(lang, "topup.package", credits=p.credits, price=p.price, currency=p.currency)
+
+
+def _methods(deps: ChatDeps, ctx: Ctx) -> list[str]:
+    return deps.topup.methods(ctx.channel) if deps.topup is not None else []
+
+
+def menu(deps: ChatDeps, ctx: Ctx) -> Text:
+    packages = deps.config.packages
+    listing = [t(ctx.lang, "topup.title"), *(_line(ctx.lang, p) for p in packages)]
+    if not packages or not _methods(deps, ctx):
+        return Text(text="\n".join([*(listing if packages else []), t(ctx.lang, "topup.none")]),
+                    buttons=main_menu(ctx.lang))
+    rows = tuple((Button(label=_line(ctx.lang, p), data=f"p:{p.id}"),)
+                 for p in packages if fits(f"$:{p.id}:{max(METHODS, key=len)}"))
+    return question(ctx.lang, t(ctx.lang, "topup.choose"), rows)
+
+
+def _package(deps: ChatDeps, package_id: str) -> PackageConfig | None:
+    return next((p for p in deps.config.packages if p.id == package_id), None)
+
+
+async def choose_method(deps: ChatDeps, ctx: Ctx, package_id: str) -> list[Outbound]:
+    """`p:<package>` pressed: the ways to pay, or straight to the checkout if there is one."""
+    package, methods = _package(deps, package_id), _methods(deps, ctx)
+    if package is None or not methods:
+        return [Text(text=t(ctx.lang, "stale")), menu(deps, ctx)]
+    if len(methods) == 1:
+        return await checkout(deps, ctx, package.id, methods[0])
+    rows = tuple((Button(label=t(ctx.lang, f"method.{m}") if m in METHODS else m,
+                         data=f"$:{package.id}:{m}"),) for m in methods)
+    return [question(ctx.lang, t(ctx.lang, "topup.method"), rows)]
+
+
+async def checkout(deps: ChatDeps, ctx: Ctx, package_id: str, method: str) -> list[Outbound]:
+    """`$:<package>:<method>` pressed: a payment link or a Stars invoice."""
+    package = _package(deps, package_id)
+    if package is None or deps.topup is None or method not in _methods(deps, ctx):
+        return [Text(text=t(ctx.lang, "stale")), menu(deps, ctx)]
+    try:
+        result = await deps.topup.checkout(user_id=ctx.user_id, channel=ctx.channel,
+                                           package_id=package.id, method=method)
+    except Exception as exc:
+        return [Text(text=error_text(ctx.lang, exc))]
+    if not isinstance(result, str):
+        return [result]
+    pay = Button(label=t(ctx.lang, "btn.pay", price=package.price, currency=package.currency),
+                 url=result)
+    return [Text(text=t(ctx.lang, "topup.link", credits=package.credits), buttons=((pay,),))]
+
+
+async def stars_paid(deps: ChatDeps, ctx: Ctx, payment: StarsPayment) -> Text:
+    if deps.topup is None:  # cannot be: Stars invoices come from the TopUp
+        return Text(text=error_text(ctx.lang, RuntimeError("Stars payment without payments")))
+    credits = await deps.topup.stars_paid(ctx.user_id, payment)
+    if credits == 0:
+        return Text(text=t(ctx.lang, "stars.already"))
+    available = (await deps.wallet.balance(ctx.user_id)).available
+    return Text(text=t(ctx.lang, "stars.thanks", credits=credits, balance=available),
+                buttons=main_menu(ctx.lang))
