@@ -71,43 +71,40 @@ async def resolve_user(deps: ChatDeps, who: str) -> int:
     return int(found)
 
 
-def _reason(args: list[str]) -> str:
-    return " ".join(args)[:MAX_REASON]
-
-
 async def grant(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
-    if len(args) < 2:
-        return Text(text=t(ctx.lang, "admin.usage_grant"))
-    uid, credits = await resolve_user(deps, args[0]), number(args[1], MAX_CREDITS)
-    reason = _reason(args[2:])
-    async with write_tx(deps.engine) as conn:
-        await deps.wallet.grant(uid, credits, source="admin", key=f"admin:{uuid.uuid4().hex}",
-                                note=reason or None, actor=ctx.actor, conn=conn)
-        await enqueue(conn, user_id=uid, kind="admin.granted", now=deps.clock(),
-                      payload={"credits": credits, "reason": reason})
-    available = (await deps.wallet.balance(uid)).available
-    return Text(text=t(ctx.lang, "admin.granted", credits=credits, user_id=uid,
-                       balance=available))
+    return await _move(deps, ctx, args, giving=True)
 
 
 async def deduct(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    return await _move(deps, ctx, args, giving=False)
+
+
+async def _move(deps: ChatDeps, ctx: Ctx, args: list[str], *, giving: bool) -> Text:
+    """`/grant` or `/deduct` USER CREDITS [reason]: the wallet change, with the admin as actor
+    and the reason as note, and the user's notice (outbox), in one transaction."""
+    done = "admin.granted" if giving else "admin.deducted"  # the notice's kind and the answer
     if len(args) < 2:
-        return Text(text=t(ctx.lang, "admin.usage_deduct"))
+        return Text(text=t(ctx.lang, "admin.usage_grant" if giving else "admin.usage_deduct"))
     uid, credits = await resolve_user(deps, args[0]), number(args[1], MAX_CREDITS)
-    reason = _reason(args[2:])
+    reason = " ".join(args[2:])[:MAX_REASON]
+    key = f"admin:{uuid.uuid4().hex}"
     async with write_tx(deps.engine) as conn:
-        # The account row, locked: nothing spends between this check and the clawback.
-        available = (await conn.execute(select(accounts.c.available).where(
-            accounts.c.user_id == uid).with_for_update())).scalar_one()
-        if credits > available:
-            return Text(text=t(ctx.lang, "admin.deduct_refused", user_id=uid,
-                               available=available))
-        await deps.wallet.clawback(uid, credits, key=f"admin:{uuid.uuid4().hex}",
-                                   note=reason or None, actor=ctx.actor, conn=conn)
-        await enqueue(conn, user_id=uid, kind="admin.deducted", now=deps.clock(),
+        if giving:
+            await deps.wallet.grant(uid, credits, source="admin", key=key, note=reason or None,
+                                    actor=ctx.actor, conn=conn)
+        else:
+            # The account row, locked: nothing spends between this check and the clawback.
+            available = (await conn.execute(select(accounts.c.available).where(
+                accounts.c.user_id == uid).with_for_update())).scalar_one()
+            if credits > available:
+                return Text(text=t(ctx.lang, "admin.deduct_refused", user_id=uid,
+                                   available=available))
+            await deps.wallet.clawback(uid, credits, key=key, note=reason or None,
+                                       actor=ctx.actor, conn=conn)
+        await enqueue(conn, user_id=uid, kind=done, now=deps.clock(),
                       payload={"credits": credits, "reason": reason})
     available = (await deps.wallet.balance(uid)).available
-    return Text(text=t(ctx.lang, "admin.deducted", credits=credits, user_id=uid,
+    return Text(text=t(ctx.lang, done, credits=credits, user_id=uid,
                        balance=available))
 
 

@@ -5,10 +5,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,26 +22,17 @@ from payments import (
     RefundFailed,
     UnknownPackage,
 )
-from tests.factories import FakeClock
 from tests.integration.test_payments_stack import (
     PACKAGES,
     PayStack,
     pay_config,
     pay_secrets,
-    pay_stack,
 )
 from wallet import Wallet
 
 
-@pytest.fixture
-async def stack(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient,
-                clock: FakeClock, tmp_path: Path) -> AsyncIterator[PayStack]:
-    async with pay_stack(engine, wallet, http, clock, tmp_path) as built:
-        yield built
-
-
-async def invoice(stack: PayStack, user: int, package: str = "starter") -> Invoice:
-    made = await stack.payments.checkout(user_id=user, channel="telegram", package_id=package,
+async def invoice(pay: PayStack, user: int, package: str = "starter") -> Invoice:
+    made = await pay.payments.checkout(user_id=user, channel="telegram", package_id=package,
                                          method="stars")
     assert isinstance(made, Invoice)
     return made
@@ -78,31 +67,31 @@ async def test_methods_follow_the_keys_the_channel_and_the_packages(
 
 
 async def test_an_invoice_names_the_order_and_the_package_in_its_payload(
-    stack: PayStack,
+    pay: PayStack,
 ) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
     assert inv.stars == 250
     assert inv.title == "100 VideoFly credits"
     assert "365 days" in inv.description
     assert len(inv.payload.encode()) <= 128
     assert inv.payload.endswith(":starter")
-    order = await stack.order(inv.payload.split(":")[1])
+    order = await pay.order(inv.payload.split(":")[1])
     assert (order.provider, order.amount, order.currency, order.state) == (
         "stars", 250, "XTR", "pending")
     with pytest.raises(PaymentUnavailable):
-        await stack.payments.checkout(user_id=user, channel="wechat", package_id="starter",
+        await pay.payments.checkout(user_id=user, channel="wechat", package_id="starter",
                                       method="stars")
     with pytest.raises(UnknownPackage):
-        await stack.payments.checkout(user_id=user, channel="telegram", package_id="gold",
+        await pay.payments.checkout(user_id=user, channel="telegram", package_id="gold",
                                       method="stars")
 
 
-async def test_the_pre_checkout_check(stack: PayStack, engine: AsyncEngine, wallet: Wallet,
+async def test_the_pre_checkout_check(pay: PayStack, engine: AsyncEngine, wallet: Wallet,
                                       http: httpx.AsyncClient) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
-    check = stack.payments.check_stars_payload
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
+    check = pay.payments.check_stars_payload
     assert await check(inv.payload, total_amount=250, currency="XTR")
     assert not await check(inv.payload, total_amount=249, currency="XTR")
     assert not await check(inv.payload, total_amount=250, currency="USD")
@@ -119,105 +108,105 @@ async def test_the_pre_checkout_check(stack: PayStack, engine: AsyncEngine, wall
     assert not await gone.check_stars_payload(inv.payload)
 
 
-async def test_a_stars_payment_credits_once_per_charge(stack: PayStack) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
-    assert await stack.payments.stars_paid(user, paid(inv)) == 100
-    assert await stack.payments.stars_paid(user, paid(inv)) == 0
+async def test_a_stars_payment_credits_once_per_charge(pay: PayStack) -> None:
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
+    assert await pay.payments.stars_paid(user, paid(inv)) == 100
+    assert await pay.payments.stars_paid(user, paid(inv)) == 0
     async with asyncio.timeout(30):
-        again = await asyncio.gather(*(stack.payments.stars_paid(user, paid(inv))
+        again = await asyncio.gather(*(pay.payments.stars_paid(user, paid(inv))
                                        for _ in range(5)))
     assert again == [0] * 5
-    assert await stack.available(user) == 100
-    [message] = await stack.outbox("payment.credited")
+    assert await pay.available(user) == 100
+    [message] = await pay.outbox("payment.credited")
     assert message.payload == {"credits": 100, "package_id": "starter", "provider": "stars"}
-    order = await stack.order(inv.payload.split(":")[1])
+    order = await pay.order(inv.payload.split(":")[1])
     assert (order.state, order.charge_id) == ("paid", "tg_charge_1")
 
 
-async def test_concurrent_first_deliveries_credit_once(stack: PayStack) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
+async def test_concurrent_first_deliveries_credit_once(pay: PayStack) -> None:
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
     async with asyncio.timeout(30):
-        results = await asyncio.gather(*(stack.payments.stars_paid(user, paid(inv))
+        results = await asyncio.gather(*(pay.payments.stars_paid(user, paid(inv))
                                          for _ in range(8)))
     assert sorted(results) == [0] * 7 + [100]
-    assert await stack.available(user) == 100
+    assert await pay.available(user) == 100
 
 
 async def test_a_second_charge_for_the_same_invoice_is_an_order_of_its_own(
-    stack: PayStack,
+    pay: PayStack,
 ) -> None:
-    user, friend = await stack.buyer(), await stack.buyer()
-    inv = await invoice(stack, user)
-    assert await stack.payments.stars_paid(user, paid(inv, "c1")) == 100
-    assert await stack.payments.stars_paid(user, paid(inv, "c2")) == 100  # paid twice: twice
-    assert await stack.payments.stars_paid(friend, paid(inv, "c3")) == 100  # a forwarded one
-    assert (await stack.available(user), await stack.available(friend)) == (200, 100)
-    assert len(await stack.payments.recent_for_user(user)) == 2
+    user, friend = await pay.buyer(), await pay.buyer()
+    inv = await invoice(pay, user)
+    assert await pay.payments.stars_paid(user, paid(inv, "c1")) == 100
+    assert await pay.payments.stars_paid(user, paid(inv, "c2")) == 100  # paid twice: twice
+    assert await pay.payments.stars_paid(friend, paid(inv, "c3")) == 100  # a forwarded one
+    assert (await pay.available(user), await pay.available(friend)) == (200, 100)
+    assert len(await pay.payments.recent_for_user(user)) == 2
 
 
 async def test_a_payment_that_does_not_match_its_invoice_credits_nothing(
-    stack: PayStack,
+    pay: PayStack,
 ) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
-    assert await stack.payments.stars_paid(user, paid(inv, "w1", total_amount=1)) == 0
-    assert await stack.payments.stars_paid(user, paid(inv, "w2", currency="USD")) == 0
-    assert await stack.payments.stars_paid(user, paid(inv, "w3", payload="junk")) == 0
-    assert await stack.available(user) == 0
-    row = await stack.event_row("stars", "w1")
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
+    assert await pay.payments.stars_paid(user, paid(inv, "w1", total_amount=1)) == 0
+    assert await pay.payments.stars_paid(user, paid(inv, "w2", currency="USD")) == 0
+    assert await pay.payments.stars_paid(user, paid(inv, "w3", payload="junk")) == 0
+    assert await pay.available(user) == 0
+    row = await pay.event_row("stars", "w1")
     assert (row.outcome, row.note) == ("problem", "paid 1 XTR, expected 250 XTR")
 
 
-async def test_an_admin_refund_calls_telegram_then_claws_back_once(stack: PayStack) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
-    await stack.payments.stars_paid(user, paid(inv, "tg_refund_me"))
-    hold = await stack.wallet.hold(user, 40, ref="job:stars")
-    await stack.wallet.settle(hold.id)
-    assert await stack.payments.refund_stars("tg_refund_me", actor="admin:1") == 100
-    telegram_id = int(await stack.wallet_identity(user))
-    assert stack.refunds == [(telegram_id, "tg_refund_me")]
-    balance = await stack.wallet.balance(user)
+async def test_an_admin_refund_calls_telegram_then_claws_back_once(pay: PayStack) -> None:
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
+    await pay.payments.stars_paid(user, paid(inv, "tg_refund_me"))
+    hold = await pay.wallet.hold(user, 40, ref="job:stars")
+    await pay.wallet.settle(hold.id)
+    assert await pay.payments.refund_stars("tg_refund_me", actor="admin:1") == 100
+    telegram_id = int(await pay.wallet_identity(user))
+    assert pay.refunds == [(telegram_id, "tg_refund_me")]
+    balance = await pay.wallet.balance(user)
     assert (balance.available, balance.debt) == (-40, 40)
-    claw = [e for e in await stack.wallet.history(user) if e.kind == "clawback"]
+    claw = [e for e in await pay.wallet.history(user) if e.kind == "clawback"]
     assert claw[0].actor == "admin:1"
-    assert await stack.payments.refund_stars("tg_refund_me", actor="admin:1") == 0
-    assert len(stack.refunds) == 1  # not asked of Telegram twice
-    [reversed_] = await stack.outbox("payment.reversed")
+    assert await pay.payments.refund_stars("tg_refund_me", actor="admin:1") == 0
+    assert len(pay.refunds) == 1  # not asked of Telegram twice
+    [reversed_] = await pay.outbox("payment.reversed")
     assert reversed_.payload == {"credits": 100, "debt": 40, "reason": "refund"}
 
 
-async def test_a_refund_telegram_refuses_takes_nothing_back(stack: PayStack) -> None:
-    user = await stack.buyer()
-    inv = await invoice(stack, user)
-    await stack.payments.stars_paid(user, paid(inv, "tg_refused"))
+async def test_a_refund_telegram_refuses_takes_nothing_back(pay: PayStack) -> None:
+    user = await pay.buyer()
+    inv = await invoice(pay, user)
+    await pay.payments.stars_paid(user, paid(inv, "tg_refused"))
 
     async def refuse(user_id: int, charge_id: str) -> None:
         raise RuntimeError("CHARGE_ALREADY_REFUNDED secret-ish detail")
 
-    stack.payments.stars_refund = refuse
+    pay.payments.stars_refund = refuse
     with pytest.raises(RefundFailed) as err:
-        await stack.payments.refund_stars("tg_refused", actor="admin:1")
+        await pay.payments.refund_stars("tg_refused", actor="admin:1")
     assert "secret-ish" not in str(err.value)
-    assert await stack.available(user) == 100
+    assert await pay.available(user) == 100
     with pytest.raises(PaymentNotFound):
-        await stack.payments.refund_stars("no_such_charge", actor="admin:1")
-    stack.payments.stars_refund = None
+        await pay.payments.refund_stars("no_such_charge", actor="admin:1")
+    pay.payments.stars_refund = None
     with pytest.raises(PaymentUnavailable):
-        await stack.payments.refund_stars("tg_refused", actor="admin:1")
+        await pay.payments.refund_stars("tg_refused", actor="admin:1")
 
 
 async def test_a_payload_naming_another_providers_order_gets_an_order_of_its_own(
-    stack: PayStack,
+    pay: PayStack,
 ) -> None:
-    user = await stack.buyer()
-    session = await stack.stripe_checkout(user)
+    user = await pay.buyer()
+    session = await pay.stripe_checkout(user)
     stripe_order = session["metadata"]["order_id"]
     payment = StarsPayment(charge_id="tg_cross", payload=f"vf1:{stripe_order}:starter",
                            currency="XTR", total_amount=250)
-    assert await stack.payments.stars_paid(user, payment) == 100
-    assert (await stack.order(stripe_order)).state == "pending"  # the Stripe order untouched
-    assert {r.provider for r in await stack.payments.recent_for_user(user)} == {"stripe",
+    assert await pay.payments.stars_paid(user, payment) == 100
+    assert (await pay.order(stripe_order)).state == "pending"  # the Stripe order untouched
+    assert {r.provider for r in await pay.payments.recent_for_user(user)} == {"stripe",
                                                                                 "stars"}
