@@ -5,6 +5,10 @@ Telegram runs when `TELEGRAM_BOT_TOKEN` is set (polling, or webhook mode through
 pre-checkout answer (`Payments.check_stars_payload`) and `/refund` (`refundStarPayment`).
 WeChat joins here when its adapter lands. With no channel configured the service still runs
 (callbacks, payments, the outbox waits for an instance that serves the users' channels).
+
+`telegram_options` tunes the bot (tests: a short long-poll, a looser per-chat rate); `videofly
+run` leaves it at the production defaults. python-telegram-bot is imported only when Telegram
+runs.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from core.config import Secrets
 
 from .app import App, StartupError
 from .channel import Channel
+
+if TYPE_CHECKING:
+    from .telegram import TelegramOptions
 
 __all__ = ["open_channels"]
 
@@ -24,7 +32,9 @@ log = logging.getLogger("bot.channels")
 
 
 @asynccontextmanager
-async def open_channels(app: App, secrets: Secrets) -> AsyncIterator[dict[str, Channel]]:
+async def open_channels(app: App, secrets: Secrets, *,
+                        telegram_options: TelegramOptions | None = None,
+                        ) -> AsyncIterator[dict[str, Channel]]:
     """Starts every configured channel; yields them by name; stops them on exit."""
     channels: dict[str, Channel] = {}
     async with AsyncExitStack() as stack:
@@ -35,7 +45,8 @@ async def open_channels(app: App, secrets: Secrets) -> AsyncIterator[dict[str, C
             try:
                 bot = await stack.enter_async_context(open_telegram(
                     app.config, token=token, handlers=app.handlers, storage=app.storage,
-                    webhook=app.telegram_webhook, pre_checkout=app.payments.check_stars_payload))
+                    webhook=app.telegram_webhook, pre_checkout=app.payments.check_stars_payload,
+                    options=telegram_options))
             except TelegramStartupError as exc:
                 raise StartupError(f"telegram: {exc}") from None
             app.payments.stars_refund = bot.refund_stars

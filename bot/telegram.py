@@ -21,7 +21,11 @@ Every update goes through one path: `to_inbound` → `Handlers.handle` → each 
 Updates of different users run concurrently, one user's in arrival order (`PerUserProcessor`);
 album parts are collected into one Inbound (`AlbumCollector`); a pressed button is answered at
 once (the spinner stops) and handled as `Inbound.choice`; a Stars pre-checkout query is answered
-by the `pre_checkout(payload) -> bool` hook (payments), or refused without one.
+by the `pre_checkout(payload, total_amount=, currency=) -> bool` hook (payments), or refused
+without one. Telegram waits 10 s for that answer: the hook gets `pre_checkout_timeout` seconds
+(8 by default, the rest is for the answer itself), and a hook that is late or raises refuses the
+payment with the catalogue text, as a "no" does (the buyer can try again; a late "yes" would be
+lost anyway).
 
 A reply that cannot be sent (the user blocked the bot, a long 429, the network) is logged and
 the rest of that reply is dropped: a reply is not in the outbox, and the user can ask again.
@@ -35,6 +39,7 @@ down here, and while the bot runs a filter on every `telegram…` logger replace
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -81,7 +86,17 @@ log = logging.getLogger("bot.telegram")
 
 ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query")
 WEBHOOK_PATH = "/telegram"
-PreCheckout = Callable[[str], bool | Awaitable[bool]]
+PRE_CHECKOUT_SECONDS = 8.0  # of the 10 s Telegram waits for answerPreCheckoutQuery
+
+
+class PreCheckout(Protocol):
+    """The payments' pre-checkout check (`Payments.check_stars_payload`): is this invoice ours,
+    still sold, at this amount and currency?"""
+
+    def __call__(self, payload: str, *, total_amount: int,
+                 currency: str) -> bool | Awaitable[bool]: ...
+
+
 # The application's generic parameters are PTB's defaults; spelled once here.
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -111,6 +126,7 @@ class TelegramOptions:
     poll_timeout: int = 10  # getUpdates long-poll seconds
     limits: Limits | None = None  # upload limits; None: Telegram's for the server kind
     download_limit: int = DOWNLOAD_LIMIT
+    pre_checkout_timeout: float = PRE_CHECKOUT_SECONDS  # the payments hook's time to answer
     rate_limiter: Callable[[], BaseRateLimiter] = field(  # type: ignore[type-arg]
         default=ChatRateLimiter)
 
@@ -165,8 +181,15 @@ class TelegramBot:
         ok = False
         if self._pre_checkout is not None and query.currency == "XTR":
             try:
-                answer = self._pre_checkout(query.invoice_payload)
-                ok = bool(await answer) if inspect.isawaitable(answer) else bool(answer)
+                async with asyncio.timeout(self.options.pre_checkout_timeout):
+                    answer = self._pre_checkout(query.invoice_payload,
+                                                total_amount=query.total_amount,
+                                                currency=query.currency)
+                    ok = bool(await answer) if inspect.isawaitable(answer) else bool(answer)
+            except TimeoutError:
+                ok = False
+                log.warning("pre-checkout check took over %s s; refusing the payment",
+                            self.options.pre_checkout_timeout)
             except Exception:
                 log.exception("pre-checkout check failed; refusing the payment")
         lang = language_of(query.from_user.language_code, self.config.app.default_language)

@@ -1,6 +1,7 @@
 """The one place an error becomes chat text, for the whole `handlers` package.
 
-Known errors (the wallet's, the generation layer's, a photo over the download limit) get a
+Known errors (the wallet's, the generation layer's, the payments', a photo over the download
+limit) get a
 friendly text from the catalogue. Anything else gets an incident id in the text and a full
 traceback in the log under the same id, so support can find it from a user's screenshot; the
 exception's own message never reaches the user (it may name internals or a secret).
@@ -12,6 +13,13 @@ import logging
 import secrets
 
 from generation import InvalidChoice, JobNotFound, NotRetryable, TooManyJobs, UnknownModel
+from payments import (
+    PaymentError,
+    PaymentNotFound,
+    PaymentUnavailable,
+    RefundFailed,
+    UnknownPackage,
+)
 from wallet import (
     AlreadyRedeemed,
     CodeExpired,
@@ -55,6 +63,11 @@ _PLAIN: tuple[tuple[type[Exception], str], ...] = (
     (JobNotFound, "err.not_found"),
     (NotRetryable, "err.not_retryable"),
     (WalletError, "err.wallet"),
+    (UnknownPackage, "err.unknown_package"),
+    (PaymentUnavailable, "err.payment_unavailable"),
+    (PaymentNotFound, "err.payment_not_found"),
+    (RefundFailed, "err.refund_failed"),
+    (PaymentError, "err.payment"),
 )
 
 

@@ -219,6 +219,13 @@ TEXTS: dict[str, str] = {
     "err.code_used_up": "That code has been used up.",
     "err.already_redeemed": "You have already redeemed that code.",
     "err.invalid_amount": "That amount is not valid.",
+    "err.unknown_package": "That package is no longer sold. Please choose again with /topup.",
+    "err.payment_unavailable": "That way to pay is not available just now. Please try again "
+                               "later or choose another.",
+    "err.payment_not_found": "I can't find that payment.",
+    "err.refund_failed": "The refund was refused; nothing was taken back. Check the charge and "
+                         "try again.",
+    "err.payment": "The payment could not be handled. Please try again.",
     "err.wallet": "Your credits could not be changed just now. Please try again.",
     "err.incident": "Something went wrong on our side (incident {incident}). "
                     "Please try again later.",

@@ -208,6 +208,11 @@ TEXTS: dict[str, str] = {
     "err.code_used_up": "兑换码已被用完。",
     "err.already_redeemed": "你已经兑换过这个兑换码了。",
     "err.invalid_amount": "数量无效。",
+    "err.unknown_package": "该套餐已下架，请用 /topup 重新选择。",
+    "err.payment_unavailable": "该支付方式暂时不可用，请稍后再试或选择其他方式。",
+    "err.payment_not_found": "找不到这笔付款。",
+    "err.refund_failed": "退款被拒绝，未扣回任何积分。请检查该笔付款后重试。",
+    "err.payment": "暂时无法处理这笔付款，请重试。",
     "err.wallet": "暂时无法更改你的积分，请稍后再试。",
     "err.incident": "我们这边出了问题（事件编号 {incident}）。请稍后再试。",
     # --- Telegram adapter (bot/telegram.py) ---------------------------------------------------

@@ -131,10 +131,10 @@ async def test_a_user_is_served_in_order_and_users_side_by_side(
 
 async def test_stars_pre_checkout_and_payment(tg: TelegramFake, storage: LocalStorage) -> None:
     script = ScriptedHandlers()
-    seen: list[str] = []
+    seen: list[tuple[str, int, str]] = []
 
-    async def check(payload: str) -> bool:
-        seen.append(payload)
+    async def check(payload: str, *, total_amount: int, currency: str) -> bool:
+        seen.append((payload, total_amount, currency))
         return payload == "pkg:small"
 
     async with running_bot(tg, script, storage, pre_checkout=check):
@@ -144,7 +144,7 @@ async def test_stars_pre_checkout_and_payment(tg: TelegramFake, storage: LocalSt
         [ok, refused] = await tg.wait_for("answerPreCheckoutQuery", count=2)
         buyer.pays("pkg:small", 50, "charge-1")
         await tg.wait_for("sendMessage", chat_id=12)
-    assert seen == ["pkg:small", "pkg:gone"]
+    assert seen == [("pkg:small", 50, "XTR"), ("pkg:gone", 50, "XTR")]
     assert ok.params["ok"] == "true"
     assert refused.params["ok"] == "false"
     assert "/topup" in refused.params["error_message"]  # the Chinese catalogue text

@@ -22,6 +22,12 @@ after `setWebhook` the fake instead POSTs each queued update to the webhook URL 
 `X-Telegram-Bot-Api-Secret-Token` header and retries non-2xx answers, and getUpdates answers
 409 as Telegram does. Every API call is recorded (`calls`: method, parameters, uploaded file
 sizes, arrival time on the loop's clock).
+
+Stars: `checks_out` queues a pre_checkout_query, `pays` a successful_payment message and
+remembers the charge as that user's (`charges`). refundStarPayment refuses what Telegram
+refuses: an empty charge id, a charge it knows as another user's (CHARGE_NOT_FOUND), a charge
+refunded before (CHARGE_ALREADY_REFUNDED); a charge it never saw is accepted (adapter tests
+refund without a payment). `refunds` lists the (user id, charge id) pairs it refunded.
 """
 
 from __future__ import annotations
@@ -89,11 +95,16 @@ class FakeUser:
                 "from": self._from(), **fields}
 
     def says(self, text: str) -> dict[str, Any]:
+        return self.fake.push(self.text_update(text))
+
+    def text_update(self, text: str) -> dict[str, Any]:
+        """The update `says` queues, without queueing it or its update_id (to POST it
+        to a webhook yourself)."""
         fields: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             fields["entities"] = [{"type": "bot_command", "offset": 0,
                                    "length": len(text.split()[0])}]
-        return self.fake.push({"message": self._message(**fields)})
+        return {"message": self._message(**fields)}
 
     def sends_photo(self, data: bytes, caption: str = "", *, album: str | None = None,
                     as_document: bool = False, declared_size: int | None = None,
@@ -134,6 +145,7 @@ class FakeUser:
             "total_amount": total, "invoice_payload": payload}})
 
     def pays(self, payload: str, total: int, charge_id: str) -> dict[str, Any]:
+        self.fake.charges[charge_id] = self.id
         return self.fake.push({"message": self._message(successful_payment={
             "currency": "XTR", "total_amount": total, "invoice_payload": payload,
             "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""})})
@@ -162,6 +174,8 @@ class TelegramFake(FakeServer):
         self.files: dict[str, tuple[bytes, str]] = {}  # file_id → (bytes, file_path)
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, id) → content
         self.webhook: _Webhook | None = None
+        self.charges: dict[str, int] = {}  # telegram_payment_charge_id → the payer (`pays`)
+        self.refunds: list[tuple[int, str]] = []  # (user id, charge id) refunded, in order
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -501,8 +515,16 @@ class TelegramFake(FakeServer):
         return True
 
     async def _m_refundStarPayment(self, p: dict[str, Any], f: dict[str, int]) -> Any:
-        if not p.get("telegram_payment_charge_id"):
+        charge = str(p.get("telegram_payment_charge_id") or "")
+        if not charge:
             raise _Refusal(400, "Bad Request: CHARGE_ID_EMPTY")
+        user = int(p.get("user_id") or 0)
+        payer = self.charges.get(charge)
+        if payer is not None and payer != user:
+            raise _Refusal(400, "Bad Request: CHARGE_NOT_FOUND")
+        if any(refunded == charge for _, refunded in self.refunds):
+            raise _Refusal(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+        self.refunds.append((user, charge))
         return True
 
     async def _m_setMyCommands(self, p: dict[str, Any], f: dict[str, int]) -> Any:
