@@ -112,7 +112,11 @@ class ChatRateLimiter(AIORateLimiter):
 
 
 def user_key(update: object) -> int | None:
-    """The user an update belongs to, for ordering; None for updates without one."""
+    """The user an update belongs to, for ordering; None for updates without one, and for a
+    pre-checkout query: it touches no conversation and must be answered within 10 s, so it does
+    not wait behind the user's other updates."""
+    if isinstance(update, Update) and update.pre_checkout_query is not None:
+        return None
     if isinstance(update, Update) and update.effective_user is not None:
         return update.effective_user.id
     return None
