@@ -10,14 +10,16 @@ each polling its own fake:
 * videofly: the service as `videofly run` builds it (`bot.app.build_app` with the shipped
   config, on a fresh migrated SQLite file in a temp directory, or on PostgreSQL with
   `--pg-url`), the real `handlers.Handlers` and `bot.telegram.open_telegram` with its production
-  options (64 users at once, one user's updates in order, album collection, the
+  options (8 updates at once, one user's updates in order, album collection, the
   `ChatRateLimiter`), except that the limiter's rates are raised far above Telegram's (30/s
   overall, ~1/s per chat), which would otherwise be what this measures.
 
 Every update is a private message "/balance" from one of `--users` (200) users: for VideoFly
-that is the identity lookup, the chat row (read, and last_seen_at written), the wallet balance,
-the catalogue text, and a sendMessage; for echo, a sendMessage. Before timing, each user sends
-/start to the VideoFly bot (account, bonus grant, welcome) and each bot gets `--warmup` updates.
+that is one read transaction (identity, user, chat row and the wallet balance: account and
+expiring grants), the balance text with the main menu's inline keyboard, and a sendMessage; the
+chat row's `last_seen_at` is written only when it is a minute old (so about once per user in a
+run of this length); for echo, a sendMessage. Before timing, each user sends /start to the
+VideoFly bot (account, bonus grant, welcome) and each bot gets `--warmup` updates.
 
 A round: the fake is told (a bench-only route) to queue `--updates` (2000) updates at once; the
 clock runs until the fake has received that many sendMessage calls (asked every 10 ms over the
@@ -26,7 +28,9 @@ rotating; the table shows median [min-max]. Then a check: every timed VideoFly r
 balance text (a reply of another kind, e.g. an incident text, fails the run with exit code 1).
 
 Target: videofly / echo >= 0.5 on medians. On a shared 2-core machine the fakes, the bots and
-SQLite share the CPUs: compare the ratio, not absolute figures between runs.
+SQLite share the CPUs: compare the ratio, not absolute figures between runs, and run it twice
+(one run's ratio moves by ±0.1 with the machine's other load). Last figures and what changed
+for them: bench/README.md.
 
     /work/venv/bin/python bench/telegram.py
     /work/venv/bin/python bench/telegram.py --updates 5000 --rounds 5 --users 500

@@ -120,7 +120,11 @@ class ChatHandlers(Protocol):
 class TelegramOptions:
     """Tuning, with production defaults; tests and the benchmark change some."""
 
-    concurrency: int = 16  # updates processed at once (different users); ~ the db pool
+    # Updates processed at once (different users). 8 sustain 50-160 updates/s at a Bot API
+    # round trip of 50-150 ms, above Telegram's ~30 messages/s per bot; at 16, httpcore's pool
+    # bookkeeping (quadratic in open connections, a select() per idle one per request) cost
+    # ~0.6 ms CPU per update (bench/telegram.py).
+    concurrency: int = 8
     album_wait: float = 1.0  # seconds without a new album part before the album is handed on
     album_max_wait: float = 3.0  # seconds after an album's first part, at most
     poll_timeout: int = 10  # getUpdates long-poll seconds

@@ -168,13 +168,23 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def run_read(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
+async def run_read(engine: AsyncEngine, op: Callable[[Connection], T], *,
+                   inline: bool = False) -> T:
     """Runs the synchronous `op` in one read transaction, crossing to the driver once (see
-    `run_write`); no writer queue, since SQLite readers never wait for the writer in WAL."""
+    `run_write`); no writer queue, since SQLite readers never wait for the writer in WAL.
+
+    `inline=True` is for small reads (a few rows by key, well under a millisecond): on SQLite
+    they run on the event loop's thread with no hop at all, unless the database would make them
+    wait (`_sqlite.SqliteWriter.read_here`), and then in a worker thread as usual."""
     writer = _SQLITE.get(engine.sync_engine)
     if writer is None:
         async with read_tx(engine) as conn:
             return await conn.run_sync(op)
+    if inline:
+        try:
+            return writer.read_here(op)
+        except _sqlite.Busy:
+            pass
     return await asyncio.to_thread(writer.read, op)
 
 

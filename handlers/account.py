@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select, update
 
 from core.db import read_tx, write_tx
-from wallet import LedgerEntry, WalletError
+from wallet import Balance, LedgerEntry, WalletError
 from wallet.tables import ledger, users
 
 from .deps import ChatDeps, Ctx
@@ -49,8 +49,9 @@ def local(deps: ChatDeps, when: datetime, fmt: str = "%Y-%m-%d") -> str:
     return when.astimezone(deps.config.credits.zone).strftime(fmt)
 
 
-async def balance(deps: ChatDeps, ctx: Ctx) -> Text:
-    b = await deps.wallet.balance(ctx.user_id)
+async def balance(deps: ChatDeps, ctx: Ctx, known: Balance | None = None) -> Text:
+    """The balance text; `known`: the balance as already read with the user (same snapshot)."""
+    b = known if known is not None else await deps.wallet.balance(ctx.user_id)
     lines = [t(ctx.lang, "balance.text", available=b.available, held=b.held)]
     if b.expiring_soon and b.next_expiry is not None:
         lines.append(t(ctx.lang, "balance.expiring", credits=b.expiring_soon,

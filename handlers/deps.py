@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.config import Config
 from generation import Catalogue, JobService
 from storage import Storage
-from wallet import Wallet
+from wallet import Balance, Wallet
 
 from .photos import store_photo
 from .ports import TopUp
@@ -82,12 +82,13 @@ class Reply:
 
 class Turn:
     """One update being handled. Photos are stored once per update, even when a lost race has
-    the update handled a second time."""
+    the update handled a second time. `balance` is the user's balance when it was read in the
+    same read as the user and the chat row (for a command that shows it); None: not read."""
 
     MAX_PHOTOS = 11  # a person and up to ten clothing photos: the most any step takes
 
-    def __init__(self, inbound: Inbound, now: datetime) -> None:
-        self.inbound, self.now = inbound, now
+    def __init__(self, inbound: Inbound, now: datetime, balance: Balance | None = None) -> None:
+        self.inbound, self.now, self.balance = inbound, now, balance
         self._keys: list[str] = []
 
     async def photo_keys(self, storage: Storage, limit: int) -> list[str]:

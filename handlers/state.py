@@ -5,7 +5,12 @@ restart continues where the user was. Every change bumps `version` through a con
 `UPDATE … WHERE version = :seen`; the loser of a race (two instances handling the same user's
 updates at once) sees no row changed, re-reads and runs its update again (`Handlers.handle`).
 An update that changes no state only touches `last_seen_at` (and clears `blocked_at`: a user who
-writes has unblocked the bot), without bumping the version.
+writes has unblocked the bot), without bumping the version, and only when there is something to
+record: `last_seen_at` is coarse, written when it moved by `SEEN_STEP` (a minute) or more, or
+when the row says blocked. A burst of commands (/balance, /help, …) is then a read and no write.
+
+Each function is one crossing to the driver (`core.db.run_read` / `run_write`): on SQLite one
+hop to a worker thread instead of one per statement.
 
 The draft is a typed, frozen `Draft`, stored as JSON; a stored draft that does not parse (an older
 shape, a hand edit) is treated as empty rather than failing the user's every message.
@@ -16,20 +21,27 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx, write_tx
+from core.db import run_read, run_write
 
 from .tables import chats
 
-__all__ = ["Chat", "Draft", "Step", "create", "load", "record", "save", "touch"]
+__all__ = ["SEEN_STEP", "Chat", "Draft", "Step", "create", "load", "needs_touch", "record",
+           "save", "touch"]
 
 log = logging.getLogger("handlers.state")
+
+SEEN_STEP = timedelta(minutes=1)  # how far last_seen_at may lag behind the user's last update
+_LOAD = select(chats).where(chats.c.user_id == bindparam("uid"))
+_TOUCH = (update(chats).where(chats.c.user_id == bindparam("uid"))
+          .values(last_seen_at=bindparam("now", type_=chats.c.last_seen_at.type),
+                  blocked_at=None))
 
 
 class Step(enum.StrEnum):
@@ -95,32 +107,43 @@ class Chat:
     draft: Draft = field(default_factory=Draft)
     version: int = 0
     updated_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    blocked: bool = False  # the dispatcher found the bot blocked (blocked_at set)
 
 
-def record(user_id: int, step: str, draft: Any, version: int,
-           updated_at: datetime | None) -> Chat:
+def record(user_id: int, step: str, draft: Any, version: int, updated_at: datetime | None,
+           last_seen_at: datetime | None = None, blocked: bool = False) -> Chat:
     """A `Chat` from a `chats` row's columns (an unknown step reads as the main menu)."""
     try:
-        known = Step(step)
+        known, parsed = Step(step), Draft.from_json(draft)
     except ValueError:
-        return Chat(user_id, Step.IDLE, Draft(), version, updated_at)
-    return Chat(user_id, known, Draft.from_json(draft), version, updated_at)
+        known, parsed = Step.IDLE, Draft()
+    return Chat(user_id, known, parsed, version, updated_at, last_seen_at, blocked)
+
+
+def needs_touch(chat: Chat, now: datetime) -> bool:
+    """Whether an update that changes nothing must still write: to clear `blocked_at`, or
+    because `last_seen_at` lags `SEEN_STEP` or more behind `now`."""
+    return chat.blocked or chat.last_seen_at is None or now - chat.last_seen_at >= SEEN_STEP
 
 
 async def load(engine: AsyncEngine, user_id: int) -> Chat | None:
-    async with read_tx(engine) as conn:
-        row = (await conn.execute(select(chats).where(chats.c.user_id == user_id))).first()
+    row = await run_read(engine, lambda conn: conn.execute(_LOAD, {"uid": user_id}).first(),
+                         inline=True)
     return None if row is None else record(row.user_id, row.step, row.draft, row.version,
-                                           row.updated_at)
+                                           row.updated_at, row.last_seen_at,
+                                           row.blocked_at is not None)
 
 
 async def create(engine: AsyncEngine, user_id: int, now: datetime) -> bool:
     """Creates the user's chat row; False when it existed already (another instance won)."""
+    def op(conn: Connection) -> None:
+        conn.execute(insert(chats).values(
+            user_id=user_id, step=Step.IDLE.value, draft={}, version=0, updated_at=now,
+            last_seen_at=now))
+
     try:
-        async with write_tx(engine) as conn:
-            await conn.execute(insert(chats).values(
-                user_id=user_id, step=Step.IDLE.value, draft={}, version=0, updated_at=now,
-                last_seen_at=now))
+        await run_write(engine, op)
     except IntegrityError:
         return False
     return True
@@ -129,17 +152,18 @@ async def create(engine: AsyncEngine, user_id: int, now: datetime) -> bool:
 async def save(engine: AsyncEngine, seen: Chat, step: Step, draft: Draft,
                now: datetime) -> Chat | None:
     """Writes the new step and draft if nobody changed the row since `seen`; else None."""
-    async with write_tx(engine) as conn:
-        done = (await conn.execute(
+    def op(conn: Connection) -> bool:
+        return conn.execute(
             update(chats).where(chats.c.user_id == seen.user_id,
                                 chats.c.version == seen.version)
             .values(step=step.value, draft=draft.to_json(), version=seen.version + 1,
-                    updated_at=now, last_seen_at=now, blocked_at=None))).rowcount == 1
-    return Chat(seen.user_id, step, draft, seen.version + 1, now) if done else None
+                    updated_at=now, last_seen_at=now, blocked_at=None)).rowcount == 1
+
+    done = await run_write(engine, op)
+    return Chat(seen.user_id, step, draft, seen.version + 1, now, now) if done else None
 
 
 async def touch(engine: AsyncEngine, user_id: int, now: datetime) -> None:
     """Records that the user wrote, without changing where they are."""
-    async with write_tx(engine) as conn:
-        await conn.execute(update(chats).where(chats.c.user_id == user_id)
-                           .values(last_seen_at=now, blocked_at=None))
+    await run_write(engine, lambda conn: conn.execute(
+        _TOUCH, {"uid": user_id, "now": now}))

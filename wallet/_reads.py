@@ -1,10 +1,16 @@
-"""Read-only views of a wallet: balance and the ledger history."""
+"""Read-only views of a wallet: balance and the ledger history.
+
+`balance_on` is the same balance read for a caller already inside a synchronous read
+transaction (`core.db.run_read`): the chat reads who is talking and their balance in one
+crossing to the driver.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._book import lapsed
@@ -25,9 +31,21 @@ async def balance(conn: AsyncConnection, user_id: int, now: datetime) -> Balance
     acct = (await conn.execute(_ACCOUNT, {"uid": user_id})).first()
     if acct is None:
         raise UnknownUser(user_id)
+    return _balance(acct, (await conn.execute(_EXPIRING, {"uid": user_id})).all(), now)
+
+
+def balance_on(conn: Connection, user_id: int, now: datetime) -> Balance:
+    """`balance` on a synchronous connection, inside the caller's transaction."""
+    acct = conn.execute(_ACCOUNT, {"uid": user_id}).first()
+    if acct is None:
+        raise UnknownUser(user_id)
+    return _balance(acct, conn.execute(_EXPIRING, {"uid": user_id}).all(), now)
+
+
+def _balance(acct: Any, expiring: Any, now: datetime) -> Balance:
     gone = soon = 0
     upcoming: list[datetime] = []
-    for r in (await conn.execute(_EXPIRING, {"uid": user_id})).all():
+    for r in expiring:
         if lapsed(r.expires_at, now):
             gone += r.remaining  # lapsed, waiting for the expiry sweep: no longer usable
         else:

@@ -125,6 +125,11 @@ class Wallet:
         async with read_tx(self._engine) as conn:
             return await _reads.balance(conn, user_id, self._clock())
 
+    def balance_on(self, conn: Connection, user_id: int) -> Balance:
+        """`balance` inside the caller's synchronous read transaction (`core.db.run_read`),
+        so a caller that reads more can read it all in one crossing to the driver."""
+        return _reads.balance_on(conn, user_id, self._clock())
+
     async def history(self, user_id: int, *, limit: int = 20,
                       before_id: int | None = None) -> list[LedgerEntry]:
         """Ledger entries newest first; pass the last id seen as `before_id` for the next page."""

@@ -1,0 +1,135 @@
+"""The chat's hot path (bench/telegram.py): /balance is one read and, most of the time, no write.
+
+Checked on the statements the database sees (a `before_cursor_execute` listener on the async
+engine and, on SQLite, on the twin engine `run_read`/`run_write` use): no write for a command
+that changes nothing unless `last_seen_at` is a minute old or the row says blocked; the balance
+read with the user is exactly `Wallet.balance`, never a stale one (first contact's bonus, a
+grant between two updates); `Wallet.balance_on` inside `run_read` equals `Wallet.balance`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import read_tx, run_read, sqlite_twin, write_tx
+from handlers.state import SEEN_STEP
+from handlers.tables import chats
+from tests.factories import TestDatabase
+from tests.integration._chat import chatting, choices, texts
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement run on the engine (and its SQLite twin) inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        seen.append(" ".join(sql.split()).upper())
+
+    targets = [engine.sync_engine, *filter(None, [sqlite_twin(engine)])]
+    for target in targets:
+        event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for target in targets:
+            event.remove(target, "before_cursor_execute", record)
+
+
+def writes(seen: list[str]) -> list[str]:
+    return [s for s in seen if s.startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE"))]
+
+
+async def last_seen(engine: AsyncEngine, uid: int) -> Any:
+    async with read_tx(engine) as conn:
+        return (await conn.execute(select(chats.c.last_seen_at, chats.c.blocked_at)
+                                   .where(chats.c.user_id == uid))).one()
+
+
+async def test_balance_is_one_read_and_last_seen_is_written_a_minute_apart(
+        database: TestDatabase, tmp_path: Path) -> None:
+    async with chatting(database, tmp_path) as h:
+        user = h.user()
+        await user.send("/start")
+        uid = await user.id()
+        started = h.clock()
+        with statements(h.app.engine) as seen:
+            out = texts(await user.send("/balance"))
+        assert "Available: 10 credits" in out
+        assert writes(seen) == []
+        assert sum(s.startswith("SELECT") for s in seen) == 3  # who + chat, account, grants
+        h.clock.advance(seconds=SEEN_STEP.total_seconds() - 1)
+        with statements(h.app.engine) as seen:
+            await user.press("c:balance")
+        assert writes(seen) == []
+        assert (await last_seen(h.app.engine, uid)).last_seen_at == started
+        moved = h.clock.advance(seconds=1)  # a minute since it was written
+        with statements(h.app.engine) as seen:
+            assert "Available: 10 credits" in texts(await user.send("/balance"))
+        assert [s for s in writes(seen) if s.startswith("UPDATE")] == [
+            next(s for s in seen if s.startswith("UPDATE CHATS SET LAST_SEEN_AT"))]
+        assert (await last_seen(h.app.engine, uid)).last_seen_at == moved
+
+
+async def test_a_blocked_user_who_writes_is_unblocked_at_once(database: TestDatabase,
+                                                              tmp_path: Path) -> None:
+    async with chatting(database, tmp_path) as h:
+        user = h.user()
+        await user.send("/start")
+        uid = await user.id()
+        async with write_tx(h.app.engine) as conn:
+            await conn.execute(update(chats).where(chats.c.user_id == uid)
+                               .values(blocked_at=h.clock()))
+        h.clock.advance(seconds=5)  # well within a minute of last_seen_at
+        await user.send("/help")
+        row = await last_seen(h.app.engine, uid)
+        assert row.blocked_at is None
+        assert row.last_seen_at == h.clock()
+
+
+async def test_the_balance_read_with_the_user_is_never_stale(database: TestDatabase,
+                                                             tmp_path: Path) -> None:
+    async with chatting(database, tmp_path) as h:
+        first = h.user("201")
+        out = texts(await first.send("/balance"))  # first contact: bonus granted after the read
+        assert "Welcome" in out
+        assert "Available: 10 credits" in out
+        uid = await first.id()
+        await h.app.wallet.grant(uid, 7, source="test", key="between",
+                                 expires_at=h.clock() + timedelta(days=2))
+        out = texts(await first.send("/balance"))
+        assert "Available: 17 credits" in out
+        assert "7 of them expire by 2026-03-03" in out
+        pressed = await first.press("c:balance")
+        assert "Available: 17 credits" in texts(pressed)
+        assert "c:balance" in choices(pressed)  # the main menu, as for the typed command
+        hold = await h.app.wallet.hold(uid, 4, ref="between-hold")
+        assert "running jobs: 4" in texts(await first.press("c:balance"))
+        await h.app.wallet.release(hold.id)
+        h.clock.advance(days=3)  # the 7 lapsed; the expiry sweep has not run
+        assert "Available: 10 credits" in texts(await first.send("/balance"))
+
+
+async def test_balance_on_in_one_read_equals_balance(database: TestDatabase,
+                                                     tmp_path: Path) -> None:
+    async with chatting(database, tmp_path) as h:
+        wallet = h.app.wallet
+        uid = await wallet.open_account("telegram", "301")
+        await wallet.grant(uid, 9, source="test", key="a", expires_at=h.clock() + timedelta(1))
+        await wallet.grant(uid, 4, source="test", key="b")
+        await wallet.grant(uid, 2, source="test", key="c", expires_at=h.clock() + timedelta(30))
+        hold = await wallet.hold(uid, 3, ref="r")
+
+        def read(conn: Connection) -> Any:
+            return wallet.balance_on(conn, uid)
+
+        for inline in (False, True):
+            assert await run_read(h.app.engine, read, inline=inline) == \
+                await wallet.balance(uid)
+        await wallet.release(hold.id)
