@@ -21,11 +21,13 @@ Updates that change no state (commands such as /balance or /grant) are never re-
 
 The hot path (measured by bench/telegram.py): a command that changes nothing, such as /balance,
 is one read and no write. The identity, user, chat row and (for /balance, typed or pressed) the
-wallet balance are read in one transaction that crosses to the driver once (`run_read`: on
-SQLite a single hop to a worker thread, where each awaited statement cost several); the balance
-comes from that same snapshot, so it is exactly what a separate read would have shown. The chat
-row is then written only when `state.needs_touch` says so (blocked, or `last_seen_at` a minute
-old). Before, /balance took four transactions: who, touch, and two reads for the balance.
+wallet balance are one SELECT (`Wallet.with_balance`: the account row joined, the lapsing grants
+as correlated aggregates). On SQLite it runs through `run_read(inline=True)`, with no thread hop;
+on PostgreSQL in autocommit, one round trip with no BEGIN/COMMIT (a single statement reads one
+snapshot, so the balance is exactly what a separate read would have shown). The chat row is then
+written only when `state.needs_touch` says so (blocked, or `last_seen_at` a minute old). Before,
+/balance took four transactions: who, touch, and two reads for the balance; then one read
+transaction of three statements (five round trips on PostgreSQL).
 
 Every error becomes text through `errors.error_text`: a known one a friendly text, anything else
 an incident id, with the traceback in the log.
@@ -37,9 +39,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 
-from core.db import run_read
+from core.db import is_postgres, run_read
 from wallet import Balance
 from wallet.tables import identities, users
 
@@ -73,6 +75,7 @@ class Handlers:
 
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
+        self._who_balance = deps.wallet.with_balance(_WHO, users.c.id)
 
     # --- the contract -------------------------------------------------------------------------
 
@@ -116,19 +119,26 @@ class Handlers:
 
     async def _who(self, inbound: Inbound) -> tuple[Any, Balance | None]:
         """The identity's user and chat row (None: unknown identity) and, for an update that
-        shows the balance and a user past first contact, the balance: one read transaction."""
-        wallet, params = self.deps.wallet, {"channel": inbound.channel,
-                                            "address": inbound.address}
-        with_balance = _shows_balance(inbound)
-
-        def read(conn: Connection) -> tuple[Any, Balance | None]:
-            row = conn.execute(_WHO, params).first()
-            # On first contact the bonus is granted after this read: no balance from here.
-            if row is None or row.chat is None or not with_balance:
-                return row, None
-            return row, wallet.balance_on(conn, row.id)
-
-        return await run_read(self.deps.engine, read, inline=True)
+        shows the balance and a user past first contact, the balance: one SELECT (on
+        PostgreSQL one round trip, in autocommit: a single statement reads one snapshot)."""
+        deps, with_balance = self.deps, _shows_balance(inbound)
+        params: dict[str, Any] = {"channel": inbound.channel, "address": inbound.address}
+        query = _WHO
+        if with_balance:
+            query = self._who_balance
+            params.update(deps.wallet.balance_params())
+        if is_postgres(deps.engine):
+            async with deps.engine.connect() as aconn:
+                # Autocommit: no BEGIN/COMMIT round trips (on asyncpg a flag, no statement).
+                aconn = await aconn.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await aconn.execute(query, params)).first()
+        else:
+            row = await run_read(deps.engine, lambda conn: conn.execute(query, params).first(),
+                                 inline=True)
+        # On first contact the bonus is granted after this read: no balance from here.
+        if row is None or row.chat is None or not with_balance:
+            return row, None
+        return row, deps.wallet.balance_of(row, row.id)
 
     async def _enter(self, inbound: Inbound, now: datetime,
                      ) -> tuple[Ctx, Chat | None, list[Outbound], Balance | None]:

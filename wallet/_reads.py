@@ -3,6 +3,12 @@
 `balance_on` is the same balance read for a caller already inside a synchronous read
 transaction (`core.db.run_read`): the chat reads who is talking and their balance in one
 crossing to the driver.
+
+`balance_columns` / `balance_of` are the same balance as columns of the caller's own SELECT
+(the account's row through an outer join, the lapsing grants as three correlated aggregates), so
+a caller can read who is talking and their balance in one statement: on PostgreSQL one round
+trip, with no BEGIN/COMMIT, since a single statement reads one snapshot. The aggregates compute
+exactly what `_balance` computes from the grant rows (`lapsed`: `expires_at <= now`).
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Label, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db import UTCDateTime
 
 from ._book import lapsed
 from ._exceptions import UnknownUser
@@ -25,6 +33,8 @@ _ACCOUNT = select(accounts.c.available, accounts.c.held, accounts.c.debt).where(
 _EXPIRING = select(grants.c.remaining, grants.c.expires_at).where(
     grants.c.user_id == bindparam("uid"), grants.c.remaining > 0,
     grants.c.expires_at.is_not(None))
+_NOW = bindparam("balance_now", type_=UTCDateTime())
+_SOON = bindparam("balance_soon", type_=UTCDateTime())
 
 
 async def balance(conn: AsyncConnection, user_id: int, now: datetime) -> Balance:
@@ -40,6 +50,40 @@ def balance_on(conn: Connection, user_id: int, now: datetime) -> Balance:
     if acct is None:
         raise UnknownUser(user_id)
     return _balance(acct, conn.execute(_EXPIRING, {"uid": user_id}).all(), now)
+
+
+def balance_columns(user_id: ColumnElement[Any]) -> list[Label[Any]]:
+    """The balance of the user `user_id` as labelled columns of a SELECT that outer-joins
+    `accounts` on that user (`balance_join`); bind them with `balance_params`."""
+    open_ = (grants.c.user_id == user_id, grants.c.remaining > 0,
+             grants.c.expires_at.is_not(None))
+    total = func.coalesce(func.sum(grants.c.remaining), 0)
+    return [accounts.c.user_id.label("balance_account"),
+            accounts.c.available.label("balance_available"),
+            accounts.c.held.label("balance_held"), accounts.c.debt.label("balance_debt"),
+            select(total).where(*open_, grants.c.expires_at <= _NOW)
+            .scalar_subquery().label("balance_gone"),
+            select(total).where(*open_, grants.c.expires_at > _NOW, grants.c.expires_at <= _SOON)
+            .scalar_subquery().label("balance_soon"),
+            select(func.min(grants.c.expires_at)).where(*open_, grants.c.expires_at > _NOW)
+            .scalar_subquery().label("balance_next")]
+
+
+def balance_join(query: Select[Any], user_id: ColumnElement[Any]) -> Select[Any]:
+    """`query` with the user's account row outer-joined, for `balance_columns`."""
+    return query.outerjoin(accounts, accounts.c.user_id == user_id)
+
+
+def balance_params(now: datetime) -> dict[str, datetime]:
+    return {"balance_now": now, "balance_soon": now + EXPIRY_WINDOW}
+
+
+def balance_of(row: Any, user_id: int) -> Balance:
+    """The balance from a row read with `balance_columns`."""
+    if row.balance_account is None:
+        raise UnknownUser(user_id)
+    return Balance(row.balance_available - row.balance_gone, row.balance_held, row.balance_debt,
+                   row.balance_soon, row.balance_next)
 
 
 def _balance(acct: Any, expiring: Any, now: datetime) -> Balance:

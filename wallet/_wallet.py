@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -129,6 +129,22 @@ class Wallet:
         """`balance` inside the caller's synchronous read transaction (`core.db.run_read`),
         so a caller that reads more can read it all in one crossing to the driver."""
         return _reads.balance_on(conn, user_id, self._clock())
+
+    @staticmethod
+    def with_balance(query: Select[Any], user_id: ColumnElement[Any]) -> Select[Any]:
+        """`query` that also reads the balance of the user `user_id` (a column of `query`), so
+        a caller reads it in its own statement, one snapshot: execute it with
+        `balance_params()`, then `balance_of(row, user_id)`."""
+        return _reads.balance_join(query, user_id).add_columns(*_reads.balance_columns(user_id))
+
+    def balance_params(self) -> dict[str, datetime]:
+        """The parameters of a `with_balance` query (now, on this wallet's clock)."""
+        return _reads.balance_params(self._clock())
+
+    @staticmethod
+    def balance_of(row: Any, user_id: int) -> Balance:
+        """The balance from a row of a `with_balance` query (`balance` would read the same)."""
+        return _reads.balance_of(row, user_id)
 
     async def history(self, user_id: int, *, limit: int = 20,
                       before_id: int | None = None) -> list[LedgerEntry]:

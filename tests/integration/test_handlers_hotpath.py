@@ -22,6 +22,7 @@ from handlers.state import SEEN_STEP
 from handlers.tables import chats
 from tests.factories import TestDatabase
 from tests.integration._chat import chatting, choices, texts
+from wallet.tables import users
 
 
 @contextmanager
@@ -63,7 +64,7 @@ async def test_balance_is_one_read_and_last_seen_is_written_a_minute_apart(
             out = texts(await user.send("/balance"))
         assert "Available: 10 credits" in out
         assert writes(seen) == []
-        assert sum(s.startswith("SELECT") for s in seen) == 3  # who + chat, account, grants
+        assert sum(s.startswith("SELECT") for s in seen) == 1  # who + chat + balance, one SELECT
         h.clock.advance(seconds=SEEN_STEP.total_seconds() - 1)
         with statements(h.app.engine) as seen:
             await user.press("c:balance")
@@ -132,4 +133,36 @@ async def test_balance_on_in_one_read_equals_balance(database: TestDatabase,
         for inline in (False, True):
             assert await run_read(h.app.engine, read, inline=inline) == \
                 await wallet.balance(uid)
+        await wallet.release(hold.id)
+
+
+async def test_balance_read_in_the_callers_select_equals_balance(database: TestDatabase,
+                                                                 tmp_path: Path) -> None:
+    """`Wallet.with_balance` (the chat's one SELECT) against `Wallet.balance`, at each edge:
+    a grant lapsing at exactly now, within the 7-day window, beyond it, none open."""
+    async with chatting(database, tmp_path) as h:
+        wallet = h.app.wallet
+        uid = await wallet.open_account("telegram", "401")
+        query = wallet.with_balance(select(users.c.id).where(users.c.id == uid), users.c.id)
+
+        async def both() -> tuple[Any, Any]:
+            async with read_tx(h.app.engine) as conn:
+                row = (await conn.execute(query, wallet.balance_params())).one()
+            return wallet.balance_of(row, uid), await wallet.balance(uid)
+
+        got, want = await both()
+        assert got == want
+        assert want.available == 0
+        assert want.next_expiry is None
+        await wallet.grant(uid, 9, source="test", key="a", expires_at=h.clock() + timedelta(1))
+        await wallet.grant(uid, 4, source="test", key="b")
+        await wallet.grant(uid, 2, source="test", key="c", expires_at=h.clock() + timedelta(30))
+        hold = await wallet.hold(uid, 3, ref="r")
+        for step in (timedelta(0), timedelta(hours=23), timedelta(hours=1), timedelta(days=2),
+                     timedelta(days=30)):
+            h.clock.advance(seconds=step.total_seconds())  # the 1-day grant lapses at 24 h
+            got, want = await both()
+            assert got == want
+        assert want.next_expiry is None
+        assert want.expiring_soon == 0
         await wallet.release(hold.id)
