@@ -15,7 +15,7 @@ from payments import Payments
 from tests.factories import TestDatabase
 from tests.integration._chat import chatting, texts
 from tests.integration.test_handlers_commands import FakeTopUp
-from tests.integration.test_handlers_generate import to_confirm
+from tests.integration.test_handlers_generate import confirm, to_confirm
 from wallet.tables import ledger
 
 
@@ -74,8 +74,7 @@ async def test_user_shows_recent_jobs(database: TestDatabase, tmp_path: Path) ->
     async with chatting(database, tmp_path) as h:
         admin, user = h.user("999"), h.user("100")
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         await h.finished(job_id)
         info = texts(await admin.send("/user 100"))
         assert f"#{job_id} Demo (offline, image to video) · done · 1 credits" in info
@@ -99,8 +98,7 @@ async def test_stats_numbers_and_chart(database: TestDatabase, tmp_path: Path) -
     async with chatting(database, tmp_path) as h:
         admin, user = h.user("999"), h.user("100")
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         await h.finished(job_id)
         h.clock.advance(days=1)
         await admin.send("/start")

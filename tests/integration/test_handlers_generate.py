@@ -31,6 +31,14 @@ async def to_confirm(user: User) -> list[Outbound]:
     return list(await user.press("a:9:16"))
 
 
+async def confirm(user: User) -> int:
+    """Presses Confirm; the id of the job whose status message came back."""
+    [status] = await user.press("go")
+    assert isinstance(status, Text)
+    assert status.track_job is not None
+    return status.track_job
+
+
 async def test_first_contact_welcomes_once_and_grants_the_bonus_once(
         database: TestDatabase, tmp_path: Path) -> None:
     async with chatting(database, tmp_path) as h:
@@ -104,8 +112,7 @@ async def test_status_line_and_status_message(database: TestDatabase, tmp_path: 
     async with chatting(database, tmp_path) as h:
         user = h.user()
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         await h.finished(job_id)
         for state, progress, key, shown in (("pending", None, "queued", "queued"),
                                             ("generating", 40, "generating:40", "40%"),

@@ -12,7 +12,7 @@ from handlers import Media, Text
 from handlers.state import Step
 from tests.factories import TestDatabase
 from tests.integration._chat import chatting, choices, texts
-from tests.integration.test_handlers_generate import to_confirm
+from tests.integration.test_handlers_generate import confirm, to_confirm
 
 
 async def test_resend_a_finished_video_and_refuse_someone_elses(database: TestDatabase,
@@ -20,8 +20,7 @@ async def test_resend_a_finished_video_and_refuse_someone_elses(database: TestDa
     async with chatting(database, tmp_path) as h:
         user, other = h.user("100"), h.user("101")
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         await h.finished(job_id)
         listing = await user.send("/videos")
         assert f"#{job_id} Demo (offline, image to video) · done" in texts(listing)
@@ -47,8 +46,7 @@ async def test_retry_a_job_whose_result_could_not_be_stored(database: TestDataba
                         env={"VIDEOFLY__GENERATION__RESULT_MAX_BYTES": "1000"}) as h:
         user = h.user()
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         failed = await h.finished(job_id)
         assert (failed.state, failed.failure, failed.retryable) == ("failed", "storage", True)
         uid = await user.id()
@@ -79,19 +77,17 @@ async def test_make_a_failed_job_again(database: TestDatabase, tmp_path: Path) -
     async with chatting(database, tmp_path) as h:
         user = h.user()
         await to_confirm(user)
-        job_id = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert job_id is not None
+        job_id = await confirm(user)
         # What the deadline sweep does to a job that never finished.
         assert await h.app.jobs.fail(job_id, "deadline", "no result before the deadline")
         uid = await user.id()
         assert "it took too long" in texts(await h.news(uid, "job.failed"))
         assert choices(await user.send("/videos")) == [f"va:{job_id}"]
-        confirm = await user.press(f"va:{job_id}")
-        assert "Cost: 1 credits" in texts(confirm)
-        assert "Balance after: 9" in texts(confirm)
+        question = await user.press(f"va:{job_id}")
+        assert "Cost: 1 credits" in texts(question)
+        assert "Balance after: 9" in texts(question)
         assert (await user.chat()).step is Step.CONFIRM
-        again = (await user.press("go"))[0].track_job  # type: ignore[union-attr]
-        assert again is not None
+        again = await confirm(user)
         assert again != job_id
         new, old = await h.finished(again), await h.app.jobs.get(job_id)
         assert new.state == "completed"
