@@ -39,10 +39,15 @@ async def listing(deps: ChatDeps, ctx: Ctx) -> Text:
                        state=t(ctx.lang, f"state.{job.state}"),
                        date=job.created_at.astimezone(deps.config.credits.zone)
                        .strftime("%m-%d %H:%M")))
-        action = "resend" if job.state == "completed" else "retry" if job.retryable \
-            else "again" if job.state == "failed" else None
-        if action is not None:
-            rows.append((button(ctx.lang, f"btn.{action}", Choice("video", (action, str(job.id))),
+        video = str(job.id)
+        if job.state == "completed":
+            rows.append((button(ctx.lang, "btn.resend", Choice("video", ("resend", video)),
+                                job_id=job.id),))
+        elif job.retryable:
+            rows.append((button(ctx.lang, "btn.retry", Choice("video", ("retry", video)),
+                                job_id=job.id),))
+        elif job.state == "failed":
+            rows.append((button(ctx.lang, "btn.again", Choice("video", ("again", video)),
                                 job_id=job.id),))
     return Text(text="\n".join(lines), buttons=tuple(rows))
 

@@ -95,7 +95,9 @@ async def test_every_conversation_through_a_channel_without_edit_or_buttons(
         dispatcher = Dispatcher(engine=h.app.engine, handlers=h.handlers,
                                 channels={channel.name: channel}, clock=h.clock)
         me = Person(h, answers, channel, "openid-1")
-        en = lambda key, **kw: t("en", key, **kw)  # noqa: E731
+
+        def en(key: str, **params: object) -> str:
+            return t("en", key, **params)
 
         menu = await me.say("hello")
         assert en("welcome") in menu
