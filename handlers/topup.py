@@ -14,7 +14,7 @@ from core.config import PackageConfig
 from .deps import ChatDeps, Ctx
 from .errors import error_text
 from .messages import t
-from .types import Button, Outbound, StarsPayment, Text
+from .types import Button, Invoice, Outbound, StarsPayment, Text
 from .ui import fits, main_menu, question
 
 __all__ = ["METHODS", "choose_method", "menu", "stars_paid"]
@@ -44,6 +44,15 @@ def menu(deps: ChatDeps, ctx: Ctx) -> Text:
     return question(ctx.lang, t(ctx.lang, "topup.choose"), rows)
 
 
+def _item(lang: str, p: PackageConfig) -> tuple[str, str]:
+    """The item's title and description, for the payment page and the Stars invoice."""
+    if p.expires_days:
+        text = t(lang, "pay.item_description", credits=p.credits, days=p.expires_days)
+    else:
+        text = t(lang, "pay.item_description_forever", credits=p.credits)
+    return t(lang, "pay.item", credits=p.credits), text
+
+
 def _package(deps: ChatDeps, package_id: str) -> PackageConfig | None:
     return next((p for p in deps.config.packages if p.id == package_id), None)
 
@@ -65,13 +74,16 @@ async def checkout(deps: ChatDeps, ctx: Ctx, package_id: str, method: str) -> li
     package = _package(deps, package_id)
     if package is None or deps.topup is None or method not in _methods(deps, ctx):
         return [Text(text=t(ctx.lang, "stale")), menu(deps, ctx)]
+    title, description = _item(ctx.lang, package)
     try:
         result = await deps.topup.checkout(user_id=ctx.user_id, channel=ctx.channel,
-                                           package_id=package.id, method=method)
+                                           package_id=package.id, method=method, title=title,
+                                           description=description)
     except Exception as exc:
         return [Text(text=error_text(ctx.lang, exc))]
     if not isinstance(result, str):
-        return [result]
+        return [Invoice(title=title, description=description, payload=result.payload,
+                        stars=result.stars)]
     pay = Button(label=t(ctx.lang, "btn.pay", price=package.price, currency=package.currency),
                  url=result)
     return [Text(text=t(ctx.lang, "topup.link", credits=package.credits), buttons=((pay,),))]

@@ -1,0 +1,212 @@
+"""Start-up: time to the first menu of `videofly chat`, to `/healthz` of `videofly run`, and the
+idle RSS of `videofly run`, each against python-telegram-bot's echo bot started the same way.
+
+Every process is a fresh interpreter spawned from here, timed from just before the spawn:
+
+* echo (the baseline): `bench/echo_bot.py`, PTB's minimal echo bot, polling a local fake Bot API
+  (`tests.fakes.telegram.TelegramFake`, served by this process on 127.0.0.1); ready when it
+  prints "ready" (polling has started);
+* `videofly chat`, stdin a pipe, in a temp directory holding a copy of the shipped
+  `config.toml` (SQLite under ./data, local storage, the demo provider): ready when the main
+  menu's last button (the catalogue's `btn.help`) is on its stdout; then it is sent `/quit`;
+* `videofly run`, same directory and config, `VIDEOFLY__HTTP__PORT` a free 127.0.0.1 port,
+  `PROVIDER_CALLBACK_SECRET` and `MEDIA_LINK_SECRET` set, and Telegram polling the same fake
+  (`TELEGRAM_BOT_TOKEN`, `VIDEOFLY__TELEGRAM__API_BASE_URL`), as in production: ready at the
+  first `GET /healthz` that answers 200 (asked every 10 ms).
+
+Warm: the database is migrated (`videofly db upgrade`) and each command is started once,
+untimed, before the rounds, so bytecode caches exist (`PYTHONDONTWRITEBYTECODE` is removed from
+the children's environment). Idle RSS: `VmRSS` of /proc/PID/status after the process has been
+ready and idle for `--idle` seconds (3), for echo and `videofly run`. `--rounds` (3) rounds,
+the order rotating; the table shows median [min-max] and the ratio of medians to echo's.
+
+Targets: first menu ≤ 1.0 s, /healthz ≤ 1.5 s, idle RSS ≤ 2x echo's. On a shared machine
+compare ratios from one run (`uptime` first). Last figures: bench/README.md.
+
+    python bench/startup.py
+    python bench/startup.py --rounds 5 --idle 5
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as `python bench/startup.py`: the project root, not bench/, goes first on sys.path
+    # (bench/wallet.py would otherwise shadow the `wallet` package).
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+    sys.path.insert(0, str(_HERE.parent))
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from handlers.messages import t
+from tests.fakes.telegram import TelegramFake
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "424242:BENCH-token_abcdefghijklmnop"
+VIDEOFLY = str(Path(sys.executable).with_name("videofly"))
+READY_WAIT = 120.0  # seconds a process may take to get ready before the bench gives up
+TARGETS = {"chat": ("first menu", 1.0, "s"), "run": ("/healthz 200", 1.5, "s")}
+RSS_TARGET = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Bench:
+    def __init__(self, work: Path, fake: TelegramFake, idle: float) -> None:
+        self.work, self.fake, self.idle = work, fake, idle
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("VIDEOFLY") and k not in ("PYTHONDONTWRITEBYTECODE",
+                                                               "DATABASE_URL")}
+        self.env = {**env, "LANG": "C.UTF-8"}
+
+    async def _spawn(self, *argv: str, env: dict[str, str] | None = None,
+                     stdin: int | None = None) -> tuple[float, asyncio.subprocess.Process]:
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.work, env=env or self.env, stdin=stdin or subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return started, proc
+
+    async def _until_line(self, proc: asyncio.subprocess.Process, needle: str) -> None:
+        assert proc.stdout is not None
+        async with asyncio.timeout(READY_WAIT):
+            while needle not in (await proc.stdout.readline()).decode(errors="replace"):
+                if proc.stdout.at_eof():
+                    raise RuntimeError(f"the process ended before printing {needle!r}")
+
+    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            if proc.stdout is not None:
+                await proc.stdout.read()
+            await proc.wait()
+
+    async def _idle_rss(self, proc: asyncio.subprocess.Process) -> float:
+        await asyncio.sleep(self.idle)
+        return _rss_mb(proc.pid)
+
+    async def echo(self) -> tuple[float, float]:
+        started, proc = await self._spawn(sys.executable, str(ROOT / "bench" / "echo_bot.py"),
+                                          "--base-url", self.fake.api_base_url,
+                                          "--token", TOKEN)
+        try:
+            await self._until_line(proc, "ready")
+            ready = time.perf_counter() - started
+            return ready, await self._idle_rss(proc)
+        finally:
+            await self._stop(proc)
+
+    async def chat(self) -> tuple[float, float]:
+        started, proc = await self._spawn(VIDEOFLY, "chat", stdin=subprocess.PIPE)
+        try:
+            await self._until_line(proc, t("en", "btn.help"))
+            ready = time.perf_counter() - started
+            assert proc.stdin is not None
+            proc.stdin.write(b"/quit\n")
+            await proc.stdin.drain()
+            return ready, float("nan")
+        finally:
+            await self._stop(proc)
+
+    async def run(self) -> tuple[float, float]:
+        port = _free_port()
+        env = {**self.env, "VIDEOFLY__HTTP__PORT": str(port),
+               "VIDEOFLY__HTTP__PUBLIC_URL": f"http://127.0.0.1:{port}",
+               "PROVIDER_CALLBACK_SECRET": "bench-callback-secret-0123456789abcdef",
+               "MEDIA_LINK_SECRET": "bench-media-secret-0123456789abcdef",
+               "TELEGRAM_BOT_TOKEN": TOKEN,
+               "VIDEOFLY__TELEGRAM__API_BASE_URL": self.fake.api_base_url,
+               "VIDEOFLY__TELEGRAM__API_FILE_URL": self.fake.api_file_url}
+        started, proc = await self._spawn(VIDEOFLY, "run", env=env)
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as http, asyncio.timeout(READY_WAIT):
+                while True:
+                    if proc.returncode is not None:
+                        raise RuntimeError(f"videofly run exited with {proc.returncode}")
+                    try:
+                        if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.01)
+            ready = time.perf_counter() - started
+            return ready, await self._idle_rss(proc)
+        finally:
+            await self._stop(proc)
+
+
+def _row(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+async def main(rounds: int, idle: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="videofly-startup-") as tmp:
+        work = Path(tmp)
+        shutil.copy(ROOT / "config.toml", work / "config.toml")
+        async with TelegramFake(token=TOKEN) as fake:
+            bench = Bench(work, fake, idle)
+            migrate = await asyncio.create_subprocess_exec(
+                VIDEOFLY, "db", "upgrade", cwd=work, env=bench.env, stdout=subprocess.DEVNULL)
+            if await migrate.wait() != 0:
+                raise RuntimeError("videofly db upgrade failed")
+            kinds: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+                "echo": bench.echo, "chat": bench.chat, "run": bench.run}
+            for kind in kinds.values():  # warm-up: bytecode caches, the page cache
+                await kind()
+            results: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+            names = list(kinds)
+            for r in range(rounds):
+                for name in names[r % 3:] + names[:r % 3]:
+                    results[name].append(await kinds[name]())
+    ready = {k: [v[0] for v in vs] for k, vs in results.items()}
+    rss = {k: [v[1] for v in results[k]] for k in ("echo", "run")}
+    echo_ready, echo_rss = statistics.median(ready["echo"]), statistics.median(rss["echo"])
+    print(f"rounds: {rounds}, idle before RSS: {idle:g} s, load: {os.getloadavg()[0]:.2f}")
+    print(f"{'':28} {'median [min-max]':>22} {'ratio to echo':>14}  target")
+    print(f"{'echo bot: ready (s)':28} {_row(ready['echo']):>22}")
+    for name, (what, target, unit) in TARGETS.items():
+        median = statistics.median(ready[name])
+        verdict = "PASS" if median <= target else "FAIL"
+        print(f"{f'videofly {name}: {what} ({unit})':28} {_row(ready[name]):>22} "
+              f"{median / echo_ready:14.2f}  <= {target} {unit}: {verdict}")
+    print(f"{'echo bot: idle RSS (MB)':28} {_row(rss['echo']):>22}")
+    ratio = statistics.median(rss["run"]) / echo_rss
+    verdict = "PASS" if ratio <= RSS_TARGET else "FAIL"
+    print(f"{'videofly run: idle RSS (MB)':28} {_row(rss['run']):>22} {ratio:14.2f}  "
+          f"<= {RSS_TARGET}x echo: {verdict}")
+    return 0  # a report: slow figures are printed, not failed
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds idle before RSS")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.rounds, args.idle)))
