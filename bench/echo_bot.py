@@ -11,6 +11,15 @@ stops as PTB stops. `bench/startup.py` times process start → "ready" and reads
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a script: bench/ must not be first on sys.path (bench/telegram.py would shadow
+    # python-telegram-bot's `telegram`).
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
 import argparse
 import asyncio
 import signal

@@ -7,7 +7,9 @@ imported where it is used (the /stats chart, a render or a thumbnail, a photo, t
 a Stripe checkout or webhook), never by starting the service.
 
 `videofly run` is checked for real: the shipped config (SQLite, local storage, the demo
-provider) in a temp directory, Telegram polling a local fake Bot API, until `/healthz` answers.
+provider) in a temp directory whose database `videofly db upgrade` migrated first, Telegram
+polling a local fake Bot API, until `/healthz` answers. A warm start does not load Alembic
+either: there is nothing to migrate (`core.migrate.upgrade`).
 """
 
 from __future__ import annotations
@@ -89,8 +91,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_videofly_run_starts_without_a_heavy_library(tmp_path: Path) -> None:
+async def test_a_warm_videofly_run_starts_without_a_heavy_library(tmp_path: Path) -> None:
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    migrating = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "db", "upgrade", cwd=tmp_path, env=_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async with asyncio.timeout(WAIT):
+        assert await migrating.wait() == 0
     port = _free_port()
     async with TelegramFake(token="424242:STARTUP-token_abc") as tg:
         env = {**_env(), "VIDEOFLY__HTTP__PORT": str(port),
@@ -123,3 +130,4 @@ async def test_videofly_run_starts_without_a_heavy_library(tmp_path: Path) -> No
     loaded = _loaded(report)
     assert {"bot.app", "telegram", "aiohttp"} <= loaded  # the report covers the real start
     assert heavy(loaded) == set()
+    assert "alembic" not in loaded  # warm: the database was at head
