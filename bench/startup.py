@@ -226,7 +226,7 @@ async def main(rounds: int, idle: float, telegram: bool) -> int:
             median = statistics.median(figures[name])
             verdict = (f"<= {target} s: {'PASS' if median <= target else 'FAIL'}"
                        if label == "ready (s)" else "")
-            title = f"videofly {name}: {what if label == 'ready (s)' else label}"
+            title = f"videofly {name}: {what + ' (s)' if label == 'ready (s)' else label}"
             print(f"{title:40} {_row(figures[name]):>22} {median / base:14.2f}  {verdict}")
     echo_rss = statistics.median(rss["echo"])
     print(f"{'echo bot: idle RSS (MB)':40} {_row(rss['echo']):>22}")

@@ -4,7 +4,9 @@ Without a `TopUp` (payments not configured) /topup lists the packages and says h
 credits. With one: a button per package; then, when the channel offers several ways to pay, a
 button per way; then the checkout: a payment page link (Stripe, Creem) or a Stars invoice.
 Package ids and method names travel in button data, so they are checked against the config and
-the port again when pressed.
+the port again when pressed. The port returns data; the words are written here, in the buyer's
+language: the item's title and description go with the checkout (Stripe's payment page shows
+them) and onto the Stars invoice.
 """
 
 from __future__ import annotations
