@@ -3,10 +3,26 @@
 `upgrade()` is what `videofly db upgrade` and the start of `run` and `chat` call. The scripts live
 in `core/migrations/versions`; `videofly db revision -m "…"` autogenerates the next one from the
 tables' metadata (review it by hand before committing).
+
+Every migrator waits on one lock, so replicas that start together on a new database all come
+up: the first migrates, the others find the schema at head and do nothing. On PostgreSQL that
+is a transaction-level advisory lock on a fixed key (`pg_advisory_xact_lock`), taken first in
+the migrating transaction and released by its COMMIT or ROLLBACK (so also when the process
+dies); on SQLite it is the write lock (`core.db.write`: BEGIN IMMEDIATE, and the in-process
+writer queue). Alembic reads the current revision only after the lock is held. Without it, two
+replicas both saw an empty schema and one died on CREATE TABLE (UniqueViolationError).
+
+What runs under the lock is kept short: the migration environment's imports (every package's
+tables, which pull in most of the application) happen before it is taken; with them inside,
+four `videofly db upgrade` on a new SQLite file each held the write lock for seconds of imports
+and the last waiters ran out of the busy timeout. A SQLite migrator that still does (a long
+migration elsewhere) tries again, a bounded number of times.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +30,21 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ._sqlite import is_busy
+from .db import is_postgres, read, write
 
 __all__ = ["current", "downgrade", "head", "revision", "upgrade"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+# The advisory lock every migrator of a PostgreSQL database waits on: b"videofly" as a bigint.
+LOCK_KEY = int.from_bytes(b"videofly", "big")
+_TABLE_MODULES = ("core.outbox", "generation.tables", "handlers.tables", "payments.tables",
+                  "wallet.tables")
+_SQLITE_ATTEMPTS = 5  # each waits up to the busy timeout (30 s by default)
 
 
 def _config(sync_conn: Any = None) -> AlembicConfig:
@@ -28,24 +54,47 @@ def _config(sync_conn: Any = None) -> AlembicConfig:
     return cfg
 
 
+async def _lock(conn: AsyncConnection) -> None:
+    """Waits for the migration lock (SQLite: `write` holds the write lock already)."""
+    if is_postgres(conn):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
+def _load_tables() -> None:
+    """What migrations/env.py imports, imported now, before the lock."""
+    for module in _TABLE_MODULES:
+        importlib.import_module(module)
+
+
+async def _locked(engine: AsyncEngine, run: Callable[[Any], None]) -> None:
+    _load_tables()
+    for attempt in range(_SQLITE_ATTEMPTS):
+        try:
+            async with write(engine) as conn:
+                await _lock(conn)
+                await conn.run_sync(run)
+            return
+        except OperationalError as exc:
+            if is_postgres(engine) or not is_busy(exc) or attempt == _SQLITE_ATTEMPTS - 1:
+                raise
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
+    await _locked(engine, lambda c: command.upgrade(_config(c), revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(_config(c), revision))
+    await _locked(engine, lambda c: command.downgrade(_config(c), revision))
 
 
 async def current(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as conn:
+    async with read(engine) as conn:
         return await conn.run_sync(
             lambda c: MigrationContext.configure(c).get_current_revision())
 
 
 async def revision(engine: AsyncEngine, message: str) -> None:
-    async with engine.begin() as conn:
+    async with write(engine) as conn:
         await conn.run_sync(
             lambda c: command.revision(_config(c), message=message, autogenerate=True))
 
