@@ -31,7 +31,8 @@ async def _claim_polls(service: JobService, now: datetime, limit: int) -> list[i
     due = and_(jobs.c.state == "generating", jobs.c.task_id.is_not(None),
                jobs.c.next_check_at <= now)
     query = (select(jobs.c.id, jobs.c.polls, jobs.c.next_check_at).where(due)
-             .order_by(jobs.c.next_check_at).limit(limit))
+             .order_by(jobs.c.next_check_at).limit(limit)
+             .with_for_update(skip_locked=True))  # instances skip each other's rows (PG)
     claimed: list[int] = []
     async with write(service.engine) as conn:
         for row in (await conn.execute(query)).all():
