@@ -57,6 +57,7 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.crash import crash_point
 from core.db import utcnow
 from handlers.types import Text
 
@@ -215,6 +216,7 @@ class Dispatcher:
             return await self._backoff(row, exc, done)
         for index in range(done, len(parts)):
             message = parts[index]
+            crash_point("mid_send")
             try:
                 message_id = await channel.send(row.address, message)
             except Blocked as exc:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.config import GenerationConfig
+from core.crash import crash_point
 from storage import LocalStorage, Storage, StoredObject, new_key, relay
 
 from .thumbnail import first_frame_jpeg
@@ -75,6 +76,7 @@ async def store_results(
                 allow_hosts=allow_hosts))
         if not done:
             raise ValueError("the provider reported success without a result")
+        crash_point("mid_upload")
         thumb = None
         if video:
             thumb = new_key("thumbs", ".jpg")
