@@ -51,7 +51,7 @@ def test_a_refused_database_connection_is_the_databases(tmp_path: Path) -> None:
 
 def test_an_os_error_elsewhere_is_not_blamed_on_the_database(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     async def long_name(config: object, args: object) -> int:
         # "File name too long", as the console's photo check hit it.
         return int(Path("x" * 300).is_file())  # noqa: ASYNC240
@@ -63,8 +63,10 @@ def test_an_os_error_elsewhere_is_not_blamed_on_the_database(
     assert code == 3
     [record] = [r for r in caplog.records if "incident" in r.getMessage()]
     assert record.exc_info is not None  # the traceback goes to the log
-    incident = record.getMessage().split()[1]
-    assert len(incident) == 12
+    incident = record.args[0] if isinstance(record.args, tuple) else ""
+    err = capsys.readouterr().err
+    assert f"unexpected error, incident {incident}: OSError" in err  # the same id, both places
+    assert "database" not in err
 
 
 def test_an_os_error_from_the_driver_is_the_databases() -> None:
