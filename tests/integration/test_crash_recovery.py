@@ -48,6 +48,8 @@ FIGURES: Counter[str] = Counter()
 EXPECTED = {"after_hold": "failed", "after_accept": "failed", "mid_upload": "completed",
             "after_settle": "completed", "mid_send": "completed"}
 
+ORDER = ("mid_send", "mid_upload", "after_hold", "after_accept", "after_settle")
+
 pytestmark = pytest.mark.slow
 
 
@@ -236,36 +238,50 @@ async def _expire_leases(engine: AsyncEngine) -> int:
 # --- the test ---------------------------------------------------------------------------------
 
 
+async def _check(engine: AsyncEngine, wallet: Wallet, tg: TelegramFake, point: str,
+                 chat: int) -> None:
+    """Waits until the job ordered in `chat` is over, and checks how it ended."""
+    uid = await _user_of(engine, chat)
+    over = await _all_over(engine, uid)
+    balance = await wallet.balance(uid)
+    assert balance.held == 0, point
+    spent = sum(j.credits for j in over if j.state == "completed")
+    assert balance.available == 10 - spent, (point, balance)  # the new-user bonus
+    assert len(tg.of("sendVideo", chat)) == sum(j.state == "completed" for j in over), point
+    assert over[0].state == EXPECTED[point], (point, over[0].failure_detail)
+    for job in over:
+        FIGURES[f"jobs {job.state}"] += 1
+        FIGURES[f"{point}: {job.state}"] += 1
+    FIGURES["jobs"] += len(over)
+
+
 async def test_every_job_ends_whole_whatever_the_kill_point(service: Service) -> None:
+    """One process per point, each armed for its point; the next one (armed for the next
+    point) first finishes the job the last one left, then orders its own. ORDER is such that
+    finishing one job never passes the point armed next (finishing any job sends a message,
+    so `mid_send` comes first; a resumed upload settles, so `after_settle` comes last)."""
     engine = service.database.engine()
     wallet = Wallet(engine)
+    previous: tuple[str, int] | None = None
     try:
-        for index, point in enumerate(POINTS):
-            chat = 7100 + index
+        for index, point in enumerate(ORDER):
             await service.start(crash_at=point)
+            if previous is not None:
+                await _check(engine, wallet, service.tg, *previous)
+            chat = 7100 + index
             await order_a_video(service.tg, chat)
             await service.killed()
             if point == "mid_send":
                 assert await _expire_leases(engine) == 1
-            await service.start()
-            uid = await _user_of(engine, chat)
-            over = await _all_over(engine, uid)
-            await service.stop()
-
-            balance = await wallet.balance(uid)
-            assert balance.held == 0, point
-            spent = sum(j.credits for j in over if j.state == "completed")
-            assert balance.available == 10 - spent, (point, balance)  # the new-user bonus
-            videos = service.tg.of("sendVideo", chat)
-            assert len(videos) == sum(j.state == "completed" for j in over), point
-            assert over[0].state == EXPECTED[point], (point, over[0].failure_detail)
-            for job in over:
-                FIGURES[f"jobs {job.state}"] += 1
-                FIGURES[f"{point}: {job.state}"] += 1
-            FIGURES["jobs"] += len(over)
+            previous = (point, chat)
+        await service.start()
+        assert previous is not None
+        await _check(engine, wallet, service.tg, *previous)
+        await service.stop()
         assert await wallet.audit() == []
     finally:
         await engine.dispose()
+    FIGURES["process starts"] = service.runs
     print("\ncrash injection:", ", ".join(f"{k} {v}" for k, v in sorted(FIGURES.items())))
 
 
@@ -275,3 +291,4 @@ def test_the_hook_names_known_points_only() -> None:
                         for p in (ROOT / d).glob("*.py"))
     for point in POINTS:
         assert f'crash_point("{point}")' in sources, point
+    assert sorted(ORDER) == sorted(POINTS)
