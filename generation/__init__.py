@@ -15,6 +15,8 @@ from ._exceptions import (
     InvalidChoice,
     JobNotFound,
     NotRetryable,
+    TierRequired,
+    TooManyClothes,
     TooManyJobs,
     UnknownModel,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "JobService",
     "NotRetryable",
     "Quote",
+    "TierRequired",
+    "TooManyClothes",
     "TooManyJobs",
     "UnknownModel",
 ]

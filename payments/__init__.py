@@ -19,6 +19,14 @@ delivery or an out-of-order refund credits once and claws back once. Outbox kind
 reason (unknown user or package, wrong amount) is kept with its note in `payment_events`,
 logged as a warning and answered 200, so the provider stops retrying; an operator settles it.
 
+Memberships (`_plans`, mixed into `Payments`): `plan_methods`, `subscribe` (Stripe Checkout in
+subscription mode, a Creem subscription product, a Stars invoice link with a 30-day
+`subscription_period` through the adapter's `stars_subscription_link` port),
+`stars_subscription_paid`, `cancel_subscription`, `change_plan`. Subscription webhooks
+(`_sub_events`) become `PaymentEvent`s with action "subscription", recorded once like any event
+and applied by `memberships` in the same transaction; a refund or dispute matching no order is
+tried against the paid periods.
+
 Modules: `_service` (Payments), `_apply` (one event in the transaction), `_events` (verify and
 parse webhooks), `_clients` (the Stripe and Creem checkout calls), `_money` (minor units,
 payloads, clawback targets), `_reads`, `tables`. Exceptions (`_exceptions`):
@@ -45,10 +53,12 @@ from ._exceptions import (
     RefundFailed,
     UnknownPackage,
 )
+from ._plans import STARS_PERIOD, PlanInvoice
 from ._reads import PaymentRecord, Revenue, recent_for_user, revenue
 from ._service import Payments, StarsRefund
 
 __all__ = [
+    "STARS_PERIOD",
     "BadEvent",
     "BadSignature",
     "Outcome",
@@ -58,6 +68,7 @@ __all__ = [
     "PaymentRecord",
     "PaymentUnavailable",
     "Payments",
+    "PlanInvoice",
     "ProviderFailed",
     "RefundFailed",
     "Revenue",
