@@ -72,6 +72,13 @@ class Memberships:
                 .order_by(p.starts_at).limit(1))).scalar()
         return None if found is None else str(found)
 
+    async def period_by_charge(self, source: str, charge_ref: str) -> Any:
+        """The paid period a provider's charge paid (user_id, state, …), or None."""
+        p = membership_periods.c
+        async with read_tx(self.engine) as conn:
+            return (await conn.execute(select(membership_periods).where(
+                p.source == source, p.charge_ref == charge_ref).limit(1))).first()
+
     async def events(self, user_id: int, limit: int = 10) -> list[Any]:
         """The user's membership audit, newest first."""
         e = membership_events.c

@@ -45,7 +45,13 @@ from wallet.tables import identities
 from ._apply import Outcome
 from ._clients import create_creem_checkout, create_stripe_session
 from ._events import PaymentEvent
-from ._exceptions import BadEvent, PaymentUnavailable, ProviderFailed
+from ._exceptions import (
+    BadEvent,
+    PaymentNotFound,
+    PaymentUnavailable,
+    ProviderFailed,
+    RefundFailed,
+)
 from ._money import STARS_CURRENCY, to_minor
 
 __all__ = ["STARS_PERIOD", "PlanInvoice", "PlanSales", "parse_plan_payload", "plan_payload"]
@@ -99,6 +105,7 @@ class PlanSales:
     _secrets: Secrets
     _stripe: stripe.StripeClient | None
     _ready: dict[str, bool]
+    stars_refund: Callable[[int, str], Awaitable[Any]] | None
     # Ports the Telegram adapter sets: createInvoiceLink with a subscription period, and
     # editUserStarSubscription.
     stars_subscription_link: StarsLink | None = None
@@ -182,6 +189,37 @@ class PlanSales:
             provider="stars", event_id=charge_id, type="subscription_payment",
             action="subscription", subscription=sub, user_id=user_id))
         return outcome.credited
+
+    async def refund_stars_period(self, charge_id: str, *, actor: str) -> int:
+        """Refunds one paid period of a Stars subscription through Telegram, then claws its
+        credits back and ends the membership; returns the credits taken back."""
+        period = await self.memberships.period_by_charge("stars", charge_id[:_MAX_CHARGE_ID])
+        if period is None:
+            raise PaymentNotFound("no Stars payment with that charge id")
+        if period.state == "refunded":
+            return 0
+        telegram = await self._telegram_id(period.user_id)
+        if self.stars_refund is None:
+            raise PaymentUnavailable("stars", "refunds need the Telegram bot")
+        if telegram is None:
+            raise RefundFailed("the payer has no Telegram identity")
+        try:
+            await self.stars_refund(telegram, charge_id)
+        except Exception as exc:  # the adapter's errors are Telegram's; none may clawback
+            log.warning("refundStarPayment of a subscription period failed: %s",
+                        type(exc).__name__)
+            raise RefundFailed("Telegram did not refund the payment") from None
+        outcome = await self.apply(PaymentEvent(
+            provider="stars", event_id=f"refund:{charge_id}"[:255], type="refund",
+            action="refund", charge_id=charge_id), actor=actor)
+        return outcome.clawed
+
+    async def _telegram_id(self, user_id: int) -> int | None:
+        async with read_tx(self.engine) as conn:
+            found = (await conn.execute(select(identities.c.external_id).where(
+                identities.c.user_id == user_id, identities.c.channel == "telegram")
+                .limit(1))).scalar()
+        return int(found) if found is not None and str(found).isdigit() else None
 
     async def cancel_subscription(self, user_id: int) -> Membership:
         """Stops the renewals; the member keeps the tier to the end of the paid period."""
@@ -270,11 +308,7 @@ class PlanSales:
 
     async def _stars_edit(self, m: Membership, *, canceled: bool) -> None:
         charge = await self.memberships.first_charge(m.user_id, "stars", m.subscription_id or "")
-        async with read_tx(self.engine) as conn:
-            telegram = (await conn.execute(select(identities.c.external_id).where(
-                identities.c.user_id == m.user_id, identities.c.channel == "telegram")
-                .limit(1))).scalar()
-        telegram = int(telegram) if telegram is not None and str(telegram).isdigit() else None
+        telegram = await self._telegram_id(m.user_id)
         if self.stars_subscription_edit is None or charge is None or telegram is None:
             raise PaymentUnavailable("stars", "cancelling needs the Telegram bot")
         try:

@@ -274,7 +274,9 @@ class Payments(PlanSales):
         async with read_tx(self.engine) as conn:
             row = (await conn.execute(select(payments).where(
                 P.provider == "stars", P.charge_id == charge_id[:MAX_CHARGE_ID]))).first()
-            if row is None or row.state == "pending":
+            if row is None:
+                return await self.refund_stars_period(charge_id, actor=actor)
+            if row.state == "pending":
                 raise PaymentNotFound("no Stars payment with that charge id")
             telegram_id = (await conn.execute(select(identities.c.external_id).where(
                 identities.c.user_id == row.user_id, identities.c.channel == "telegram")

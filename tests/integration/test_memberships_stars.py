@@ -77,3 +77,19 @@ async def test_each_recurring_payment_is_a_period_granted_once(pay: PayStack) ->
         await paid(user, charge_id="stxC", payload="vf1:nope", total_amount=500,
                    currency="XTR", expires_at=first_end)
     assert (await membership(pay, user)).source == "stars"
+
+
+async def test_an_admin_refund_of_a_period_goes_through_telegram_and_claws_back(
+    pay: PayStack,
+) -> None:
+    user, links, _ = await stars_subscriber(pay)
+    await pay.payments.subscribe(user_id=user, channel="telegram", plan_id="plus",
+                                 method="stars", title="Plus", description="30 days")
+    await pay.payments.stars_subscription_paid(
+        user, charge_id="stxR", payload=links[0].payload, total_amount=500, currency="XTR",
+        expires_at=pay.clock.now + MONTH)
+    assert await pay.payments.refund_stars("stxR", actor="admin:1") == 300
+    assert pay.refunds == [(int(await pay.wallet_identity(user)), "stxR")]
+    assert (await pay.available(user), await tier(pay, user)) == (0, "free")
+    assert await pay.payments.refund_stars("stxR", actor="admin:1") == 0
+    assert len(pay.refunds) == 1

@@ -307,3 +307,19 @@ async def test_a_cycle_long_after_an_ended_membership_starts_it_again(pay: PaySt
     await applied(pay, fake.invoice_paid(sub, start=s2, end=e2))
     assert (await tier(pay, user), (await membership(pay, user)).state) == ("plus", "active")
     assert PERIOD == 30 * DAY
+
+
+async def test_one_period_delivered_concurrently_as_different_events_grants_once(
+    pay: PayStack,
+) -> None:
+    import asyncio
+
+    user = await pay.buyer()
+    sub = await stripe_subscribe(pay, user)
+    start, end = period(ts(pay.clock.now))
+    events = [fake.invoice_paid(sub, start=start, end=end, reason="subscription_create")
+              for _ in range(6)]
+    answers = await asyncio.gather(*(pay.stripe_event(e) for e in events))
+    assert sorted(body["outcome"] for _, body in answers) == ["applied"] + ["duplicate"] * 5
+    assert await pay.available(user) == 300
+    assert await kinds(pay, user) == ["membership.started"]
