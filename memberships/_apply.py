@@ -44,7 +44,7 @@ def resolve_plan(ctx: Context, ev: SubscriptionEvent) -> PlanConfig | None:
     the plan id from our own metadata."""
     if ev.price_id:
         for plan in ctx.config.plans:
-            if ev.price_id in (plan.stripe_price_id, plan.creem_product_id) and ev.price_id:
+            if ev.price_id in (plan.stripe_price_id, plan.creem_product_id):
                 return plan
     return ctx.config.plan(ev.plan_id) if ev.plan_id else None
 
