@@ -4,7 +4,7 @@ Adapters in `bot/` turn channel updates into `Inbound`, call `Handlers.handle`, 
 `Outbound` messages they get back.
 """
 
-from .ports import TopUp
+from .ports import Plans, TopUp
 from .service import ChatDeps, Handlers
 from .types import (
     CHANNELS,
@@ -37,6 +37,7 @@ __all__ = [
     "Picture",
     "StarsPayment",
     "Text",
+    "Plans",
     "TopUp",
     "capabilities_of",
 ]

@@ -125,8 +125,9 @@ async def _cancel(conn: AsyncConnection, ctx: Context, row: Any, reason: str) ->
         return Outcome("ignored", "already canceling")
     ends_at = max(ctx.now, row.period_end)
     await move(conn, ctx, row.user_id, row, kind="canceled", reason=reason,
-               message=("membership.canceled", {"plan_id": row.plan_id, "tier": row.tier,
-                                                "ends_at": ends_at.isoformat()}),
+               message=None if ctx.by_user else (
+                   "membership.canceled", {"plan_id": row.plan_id, "tier": row.tier,
+                                           "ends_at": ends_at.isoformat()}),
                state="canceling", ends_at=ends_at, next_plan_id=None)
     return Outcome("applied")
 
@@ -159,7 +160,7 @@ async def _change(conn: AsyncConnection, ctx: Context, row: Any, plan: PlanConfi
     if not (up and ctx.config.memberships.upgrade_policy == "immediate"):
         await move(conn, ctx, row.user_id, row, kind="change_scheduled",
                    reason=f"{row.plan_id} → {plan.id} at the next renewal",
-                   message=("membership.change_scheduled", {
+                   message=None if ctx.by_user else ("membership.change_scheduled", {
                        "plan_id": plan.id, "tier": plan.tier,
                        "at": row.period_end.isoformat()}),
                    next_plan_id=plan.id)
@@ -178,8 +179,9 @@ async def _change(conn: AsyncConnection, ctx: Context, row: Any, plan: PlanConfi
                            .values(credits=PR.credits + diff))
     await move(conn, ctx, row.user_id, row, kind="upgraded",
                reason=f"{row.plan_id} → {plan.id} now ({diff} credits prorated)",
-               message=("membership.upgraded", {"plan_id": plan.id, "tier": plan.tier,
-                                                 "credits": diff}),
+               message=None if ctx.by_user else (
+                   "membership.upgraded", {"plan_id": plan.id, "tier": plan.tier,
+                                           "credits": diff}),
                plan_id=plan.id, tier=plan.tier, next_plan_id=None)
 
 

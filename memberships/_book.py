@@ -33,6 +33,12 @@ class Context:
     now: datetime
     actor: str | None = None
 
+    @property
+    def by_user(self) -> bool:
+        """The user made this change in the chat, which answers it there: no outbox message
+        repeats it (a change made at the provider, or by an admin, is told)."""
+        return bool(self.actor and self.actor.startswith("user:"))
+
 
 async def load(conn: AsyncConnection, user_id: int) -> Any:
     """The user's membership row (any state) or None. Call after `wallet.lock_tier`, which

@@ -187,7 +187,7 @@ async def test_an_immediate_upgrade_grants_the_prorated_difference_once(
     assert pay.stripe.subscription_calls[-1][1]["proration_behavior"] == "always_invoice"
     assert await tier(pay, user) == "pro"
     assert await pay.available(user) == 300 + (1000 - 300) * 20 // 30  # 766
-    assert await pay.outbox("membership.upgraded")
+    assert not await pay.outbox("membership.upgraded")  # the chat that asked answers it
     await applied(pay, fake.subscription_updated(sub), "ignored")
     assert await pay.available(user) == 766
     [p] = await periods(pay, user)
@@ -222,7 +222,8 @@ async def test_cancel_keeps_the_tier_to_the_end_of_the_paid_period(pay: PayStack
     assert await memberships.end_due(at(end)) == 1
     assert await memberships.end_due(at(end)) == 0
     assert await tier(pay, user) == "free"
-    assert (await kinds(pay, user))[-2:] == ["membership.canceled", "membership.ended"]
+    assert (await kinds(pay, user))[-1] == "membership.ended"
+    assert "membership.canceled" not in await kinds(pay, user)  # answered in the chat
     assert await memberships.current(user) is None
     with pytest.raises(NotSubscribed):
         await pay.payments.cancel_subscription(user)
@@ -323,3 +324,12 @@ async def test_one_period_delivered_concurrently_as_different_events_grants_once
     assert sorted(body["outcome"] for _, body in answers) == ["applied"] + ["duplicate"] * 5
     assert await pay.available(user) == 300
     assert await kinds(pay, user) == ["membership.started"]
+
+
+async def test_a_cancel_made_at_stripe_is_told_through_the_outbox(pay: PayStack) -> None:
+    user, sub, base = await subscribed(pay)
+    sub["cancel_at_period_end"] = True
+    await applied(pay, fake.subscription_updated(sub))
+    [msg] = await pay.outbox("membership.canceled")
+    assert msg.payload["ends_at"] == at(period(base)[1]).isoformat()
+    assert (await membership(pay, user)).state == "canceling"
