@@ -35,9 +35,9 @@ __all__ = [
     "Media",
     "Outbound",
     "Picture",
+    "Plans",
     "StarsPayment",
     "Text",
-    "Plans",
     "TopUp",
     "capabilities_of",
 ]

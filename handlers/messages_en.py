@@ -50,7 +50,8 @@ TEXTS: dict[str, str] = {
     "cmd.help": "What I can do",
     "help.title": "Here is what I can do:",
     "help.admin": "Admin: /grant USER CREDITS [reason], /deduct USER CREDITS [reason], "
-                  "/user USER, /code CREDITS [USES] [DAYS], /stats, /refund CHARGE_ID. "
+                  "/user USER, /code CREDITS [USES] [DAYS] [TIER:DAYS], /stats, "
+                  "/refund CHARGE_ID, /tier USER TIER DAYS. "
                   "USER is #id, a Telegram id or a WeChat openid.",
     # --- the generate conversation ------------------------------------------------------------
     "gen.none": "No models are available right now. Please try again later.",
@@ -165,7 +166,7 @@ TEXTS: dict[str, str] = {
     "admin.usage_grant": "Usage: /grant USER CREDITS [reason]",
     "admin.usage_deduct": "Usage: /deduct USER CREDITS [reason]",
     "admin.usage_user": "Usage: /user USER (#id, a Telegram id or a WeChat openid)",
-    "admin.usage_code": "Usage: /code CREDITS [USES] [DAYS]",
+    "admin.usage_code": "Usage: /code CREDITS [USES] [DAYS] [TIER:DAYS]",
     "admin.usage_refund": "Usage: /refund CHARGE_ID",
     "admin.bad_number": "“{value}” is not a whole number from 1 to {max}.",
     "admin.no_user": "No user {who}.",

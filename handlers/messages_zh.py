@@ -45,7 +45,8 @@ TEXTS: dict[str, str] = {
     "cmd.help": "我能做什么",
     "help.title": "我能做这些：",
     "help.admin": "管理员：/grant 用户 积分 [原因]、/deduct 用户 积分 [原因]、/user 用户、"
-                  "/code 积分 [次数] [天数]、/stats、/refund 支付单号。"
+                  "/code 积分 [次数] [天数] [等级:天数]、/stats、/refund 支付单号、"
+                  "/tier 用户 等级 天数。"
                   "用户可以是 #编号、Telegram id 或微信 openid。",
     # --- the generate conversation ------------------------------------------------------------
     "gen.none": "目前没有可用的模型，请稍后再试。",
@@ -157,7 +158,7 @@ TEXTS: dict[str, str] = {
     "admin.usage_grant": "用法：/grant 用户 积分 [原因]",
     "admin.usage_deduct": "用法：/deduct 用户 积分 [原因]",
     "admin.usage_user": "用法：/user 用户（#编号、Telegram id 或微信 openid）",
-    "admin.usage_code": "用法：/code 积分 [次数] [天数]",
+    "admin.usage_code": "用法：/code 积分 [次数] [天数] [等级:天数]",
     "admin.usage_refund": "用法：/refund 支付单号",
     "admin.bad_number": "“{value}” 不是 1 到 {max} 之间的整数。",
     "admin.no_user": "没有用户 {who}。",

@@ -54,7 +54,8 @@ async def test_a_stars_membership_from_link_to_cancel(database: TestDatabase, tm
                             has_button("plan:plus"))
         text = str(shown.params["text"])
         assert t("en", "plan.current_free") in text
-        assert "Plus" in text and "Pro" in text
+        assert "Plus" in text
+        assert "Pro" in text
         methods = await after(tg, lambda: buyer.presses("plan:plus"), "sendMessage", BUYER,
                               has_button("subscribe:plus:stars"))
         assert has_button("subscribe:plus:stripe")(methods)
@@ -69,13 +70,10 @@ async def test_a_stars_membership_from_link_to_cancel(database: TestDatabase, tm
 
         # Pre-checkout: the subscription invoice passes at its price only.
         for total, ok in ((PLUS["stars"] - 1, "false"), (PLUS["stars"], "true")):
-            asked: dict[str, object] = {}
-
-            def ask(total: int = total) -> None:
-                asked.update(buyer.checks_out(payload, total)["pre_checkout_query"])
-
-            answer = await after(tg, ask, "answerPreCheckoutQuery", None,
-                                 lambda c: c.params["pre_checkout_query_id"] == asked["id"])
+            query = buyer.checks_out(payload, total)["pre_checkout_query"]
+            [answer] = await tg.wait_for(
+                "answerPreCheckoutQuery", within=WAIT,
+                where=lambda c, q=query: c.params["pre_checkout_query_id"] == q["id"])
             assert answer.params["ok"] == ok
 
         # The first period, then a renewal delivered twice.
