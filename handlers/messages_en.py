@@ -262,6 +262,7 @@ TEXTS: dict[str, str] = {
     "plan.price_or": "{a} or {b}",
     "plan.current_free": "You are on the free plan.",
     "plan.current": "Your plan: {name}. {when}. Credits this period: {credits}.",
+    "plan.current_gift": "Your plan: {name}. {when}.",
     "plan.renews": "Renews on {date}",
     "plan.ends": "Ends on {date}",
     "plan.next": "It changes to {name} on {date}.",

@@ -246,6 +246,7 @@ TEXTS: dict[str, str] = {
     "plan.price_or": "{a} 或 {b}",
     "plan.current_free": "你目前是免费版。",
     "plan.current": "你的方案：{name}。{when}。本期积分：{credits}。",
+    "plan.current_gift": "你的方案：{name}。{when}。",
     "plan.renews": "{date} 续费",
     "plan.ends": "{date} 到期",
     "plan.next": "将于 {date} 改为 {name}。",

@@ -85,7 +85,8 @@ def _mine(deps: ChatDeps, ctx: Ctx, m: Membership | None) -> str:
     name = tier_name(ctx.lang, m.tier)
     date = local(deps, m.period_end if m.renews else m.ends_at)
     when = t(ctx.lang, "plan.renews" if m.renews else "plan.ends", date=date)
-    lines = [t(ctx.lang, "plan.current", name=name, when=when, credits=m.credits_this_period)]
+    lines = [t(ctx.lang, "plan.current", name=name, when=when, credits=m.credits_this_period)
+             if m.credits_this_period else t(ctx.lang, "plan.current_gift", name=name, when=when)]
     nxt = deps.config.plan(m.next_plan_id) if m.next_plan_id else None
     if nxt is not None:
         lines.append(t(ctx.lang, "plan.next", name=tier_name(ctx.lang, nxt.tier),
@@ -112,6 +113,8 @@ async def view(deps: ChatDeps, ctx: Ctx) -> Text:
             continue
         if not fits(Choice("subscribe", (p.id, max(METHODS, key=len)))):
             continue
+        if not renewing and not _methods(deps, ctx, p):
+            continue  # not sold on this channel
         key = "btn.plan_subscribe"
         if renewing and m is not None:
             up = tiers.index(p.tier) > tiers.index(m.tier) if m.tier in tiers else True
@@ -120,6 +123,9 @@ async def view(deps: ChatDeps, ctx: Ctx) -> Text:
                             name=tier_name(lang, p.tier)),))
     if renewing:
         rows.append((button(lang, "btn.plan_cancel", Choice("plancancel")),))
+    if not rows:
+        lines.append(t(lang, "plan.none"))
+        return Text(text="\n".join(lines), buttons=main_menu(lang))
     return question(lang, "\n".join(lines), tuple(rows))
 
 
