@@ -99,7 +99,8 @@ def to_inbound(update: Update, bot: Bot, *, limit: int = DOWNLOAD_LIMIT) -> Inbo
     if paid is not None:
         return Inbound(**base, payment=StarsPayment(
             charge_id=paid.telegram_payment_charge_id, payload=paid.invoice_payload,
-            currency=paid.currency, total_amount=paid.total_amount))
+            currency=paid.currency, total_amount=paid.total_amount,
+            subscription_expires=paid.subscription_expiration_date))
     photos = _photos(bot, message, limit)
     text = message.text or message.caption or ""
     if not text and not photos:

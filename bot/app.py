@@ -54,6 +54,7 @@ from core.config import Config, GenerationConfig, Secrets
 from core.db import create_engine, utcnow
 from generation import Catalogue, JobService, sweeps
 from handlers import ChatDeps, Handlers
+from memberships import Memberships
 from payments import Payments
 from providers import PROVIDERS, DemoProvider, Provider, Setup
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
@@ -61,7 +62,7 @@ from wallet import Wallet
 from webhooks.telegram import TelegramWebhook
 
 from ._secrets import SecretProblem, service_secrets
-from .scheduler import Periodic, Scheduler, periodic_jobs
+from .scheduler import Periodic, Scheduler, membership_jobs, periodic_jobs
 
 __all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "serve"]
 
@@ -168,13 +169,14 @@ async def build_app(
                           public_url=config.http.public_url, callback_secret=callback_secret,
                           clock=clock)
         try:
+            memberships = Memberships(engine=engine, wallet=wallet, config=config, clock=clock)
             payments = Payments(engine=engine, wallet=wallet, config=config, secrets=secrets,
-                                http=http, clock=clock)
+                                http=http, clock=clock, memberships=memberships)
         except ValueError as exc:
             raise StartupError(f"[[packages]]: {exc}") from None
         handlers = Handlers(ChatDeps(config=config, engine=engine, wallet=wallet, jobs=jobs,
                                      catalogue=catalogue, storage=storage, clock=clock,
-                                     topup=payments))
+                                     topup=payments, plans=payments, memberships=memberships))
         web_app = webhooks.create_app(webhooks.WebDeps(
             engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
             max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir,
@@ -190,6 +192,7 @@ async def build_app(
             local = storage
             housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
                                          lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
+        housekeeping += membership_jobs(memberships)
         scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping))
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,

@@ -50,7 +50,10 @@ async def open_channels(app: App, secrets: Secrets, *,
             except TelegramStartupError as exc:
                 raise StartupError(f"telegram: {exc}") from None
             app.payments.stars_refund = bot.refund_stars
-            stack.callback(setattr, app.payments, "stars_refund", None)
+            app.payments.stars_subscription_link = bot.subscription_link
+            app.payments.stars_subscription_edit = bot.edit_star_subscription
+            for port in ("stars_refund", "stars_subscription_link", "stars_subscription_edit"):
+                stack.callback(setattr, app.payments, port, None)
             channels[bot.channel.name] = bot.channel
         if not channels:
             log.info("no chat channel configured (set TELEGRAM_BOT_TOKEN for Telegram)")

@@ -32,6 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from generation import JobService, sweeps
+from memberships import Memberships
 from wallet import Wallet
 
 __all__ = ["Intervals", "Periodic", "Scheduler", "periodic_jobs"]
@@ -72,6 +73,13 @@ def periodic_jobs(jobs: JobService, wallet: Wallet, intervals: Intervals | None 
         Periodic("cleanup", every.cleanup, lambda: sweeps.cleanup(jobs)),
         *extra,
     ]
+
+
+def membership_jobs(memberships: Memberships, every: float = 60.0) -> list[Periodic]:
+    """End memberships at their time and send renewal reminders (each once, across replicas:
+    `memberships` claims every row with a conditional update)."""
+    return [Periodic("end_memberships", every, memberships.end_due),
+            Periodic("remind_renewals", every, memberships.remind_due)]
 
 
 class Scheduler:

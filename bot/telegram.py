@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, Update
+from telegram import BotCommand, LabeledPrice, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
@@ -63,6 +63,7 @@ from telegram.ext import (
 from core.config import Config
 from handlers.errors import incident
 from handlers.messages import language_of, t
+from payments import PlanInvoice
 from storage import Storage
 from webhooks.telegram import TelegramWebhook
 
@@ -161,6 +162,22 @@ class TelegramBot:
         """refundStarPayment; the channel's errors (`Undeliverable` for a refused refund)."""
         with telegram_errors(self.application.bot.token):
             await self.application.bot.refund_star_payment(int(user_id), charge_id)
+
+    async def subscription_link(self, invoice: PlanInvoice) -> str:
+        """createInvoiceLink for a Stars subscription (XTR, one price, `subscription_period`)."""
+        with telegram_errors(self.application.bot.token):
+            link: str = await self.application.bot.create_invoice_link(
+                title=invoice.title[:32], description=invoice.description[:255],
+                payload=invoice.payload, currency="XTR", provider_token="",
+                prices=[LabeledPrice(invoice.title[:32], invoice.stars)],
+                subscription_period=invoice.subscription_period)
+        return link
+
+    async def edit_star_subscription(self, user_id: int, charge_id: str,
+                                     canceled: bool) -> None:
+        """editUserStarSubscription: cancel (or restore) the renewal of a Stars subscription."""
+        with telegram_errors(self.application.bot.token):
+            await self.application.bot.edit_user_star_subscription(user_id, charge_id, canceled)
 
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Turns one update into an Inbound and answers it (albums: once complete)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import field
+from dataclasses import field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator, 
 from pydantic.dataclasses import dataclass
 
 __all__ = [
+    "FREE",
     "SECRET_NAMES",
     "AppConfig",
     "ChatConfig",
@@ -38,12 +39,15 @@ __all__ = [
     "DatabaseConfig",
     "GenerationConfig",
     "HttpConfig",
+    "MembershipsConfig",
     "ModelConfig",
     "PackageConfig",
     "PaymentsConfig",
+    "PlanConfig",
     "Secrets",
     "StorageConfig",
     "TelegramConfig",
+    "TierConfig",
     "WechatConfig",
     "load_config",
     "secret_names",
@@ -137,27 +141,57 @@ class WechatConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
+class TierConfig:
+    """What a tier unlocks: jobs at once, clothing photos per try-on, the models it may use."""
+
+    concurrency: int = 3
+    max_clothes: int = 1
+    # Model ids this tier may use; "*" for every model.
+    models: tuple[str, ...] = ("*",)
+
+    @model_validator(mode="after")
+    def _sane(self) -> TierConfig:
+        if self.concurrency < 1 or not 1 <= self.max_clothes <= 10:
+            raise ValueError("concurrency must be >= 1 and max_clothes 1..10")
+        return self
+
+    def allows(self, model_id: str) -> bool:
+        return "*" in self.models or model_id in self.models
+
+
+FREE = "free"
+
+
+def _default_tiers() -> dict[str, TierConfig]:
+    return {FREE: TierConfig(concurrency=3, max_clothes=1),
+            "plus": TierConfig(concurrency=5, max_clothes=10),
+            "pro": TierConfig(concurrency=10, max_clothes=10)}
+
+
+def _tier_of(tiers: Mapping[str, TierConfig], name: str) -> TierConfig:
+    """A tier's rules; a name not configured (an old or removed tier) gets the free tier's."""
+    return tiers.get(name) or tiers.get(FREE) or TierConfig()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class ChatConfig:
     # A conversation left this long goes back to the main menu (its draft is dropped).
     idle_minutes: int = 30
-    # Try-on: clothing photos a user may send with one person photo, by tier ("default" else).
-    tryon_max_clothes: dict[str, int] = field(default_factory=lambda: {"default": 3})
     # Ledger entries per /history page, and jobs listed by /videos.
     history_page_size: int = 10
     videos_listed: int = 5
 
+    # Filled from the top-level [tiers.<name>] tables by `Config` (not a key of [chat]).
+    tiers: dict[str, TierConfig] = field(default_factory=_default_tiers)
+
     @model_validator(mode="after")
     def _sane(self) -> ChatConfig:
-        if "default" not in self.tryon_max_clothes:
-            raise ValueError("tryon_max_clothes needs a 'default'")
-        if any(not 1 <= v <= 10 for v in self.tryon_max_clothes.values()):
-            raise ValueError("tryon_max_clothes limits must be 1..10")
         if min(self.idle_minutes, self.history_page_size, self.videos_listed) < 1:
             raise ValueError("idle_minutes, history_page_size and videos_listed must be >= 1")
         return self
 
     def max_clothes(self, tier: str) -> int:
-        return self.tryon_max_clothes.get(tier, self.tryon_max_clothes["default"])
+        return _tier_of(self.tiers, tier).max_clothes
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
@@ -230,8 +264,8 @@ class ModelConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class GenerationConfig:
-    # Jobs a user may have running at once, by tier; "default" for tiers not listed.
-    concurrency: dict[str, int] = field(default_factory=lambda: {"default": 3})
+    # Filled from the top-level [tiers.<name>] tables by `Config` (not a key of [generation]).
+    tiers: dict[str, TierConfig] = field(default_factory=_default_tiers)
     # Poll a job that has had no callback for this long, backing off up to poll_max_seconds.
     poll_after_seconds: int = 30
     poll_max_seconds: int = 300
@@ -251,8 +285,6 @@ class GenerationConfig:
 
     @model_validator(mode="after")
     def _sane(self) -> GenerationConfig:
-        if "default" not in self.concurrency or any(v < 1 for v in self.concurrency.values()):
-            raise ValueError("concurrency needs a 'default' and every limit >= 1")
         numbers = (self.poll_after_seconds, self.poll_max_seconds, self.deadline_minutes,
                    self.result_max_bytes, self.download_timeout_seconds,
                    self.failed_retention_days, self.completed_retention_days)
@@ -260,8 +292,11 @@ class GenerationConfig:
             raise ValueError("durations, limits and retention days must be positive")
         return self
 
+    def tier(self, name: str) -> TierConfig:
+        return _tier_of(self.tiers, name)
+
     def limit_for(self, tier: str) -> int:
-        return self.concurrency.get(tier, self.concurrency["default"])
+        return self.tier(tier).concurrency
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
@@ -280,6 +315,54 @@ class PackageConfig:
             raise ValueError("credits must be > 0; price, stars and expires_days >= 0")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ValueError("currency must be a three-letter ISO code")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
+class PlanConfig:
+    """A membership plan: a tier and credits every paid period."""
+
+    id: str
+    tier: str
+    credits: int
+    period_days: int = 30
+    price: Decimal = Decimal(0)
+    currency: str = "USD"
+    stars: int = 0  # Telegram Stars per 30 days (Telegram's only subscription period)
+    stripe_price_id: str = ""  # a recurring Stripe price; "" = priced inline from `price`
+    creem_product_id: str = ""  # a Creem subscription product; "" = not on Creem
+
+    @model_validator(mode="after")
+    def _sane(self) -> PlanConfig:
+        if self.credits <= 0 or not 1 <= self.period_days <= 365:
+            raise ValueError("credits must be > 0 and period_days 1..365")
+        if self.price < 0 or self.stars < 0:
+            raise ValueError("price and stars must be >= 0")
+        if self.stars and self.period_days != 30:
+            raise ValueError("Stars subscriptions last 30 days: stars needs period_days = 30")
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ValueError("currency must be a three-letter ISO code")
+        if self.tier == FREE:
+            raise ValueError("a plan sells a paid tier, not 'free'")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
+class MembershipsConfig:
+    # next_cycle: a change of plan takes effect at the next renewal. immediate: an upgrade takes
+    # effect at once with the credit difference for the rest of the period (prorated, rounded
+    # down); a downgrade always waits for the next cycle.
+    upgrade_policy: Literal["next_cycle", "immediate"] = "next_cycle"
+    # A period's credits and tier last this long past its end, so a renewal charged a little
+    # late does not drop the member to free in between.
+    grace_hours: int = 48
+    # The renewal reminder goes this many days before a period ends.
+    remind_days: int = 3
+
+    @model_validator(mode="after")
+    def _sane(self) -> MembershipsConfig:
+        if self.grace_hours < 0 or self.remind_days < 0:
+            raise ValueError("grace_hours and remind_days must be >= 0")
         return self
 
 
@@ -308,15 +391,57 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     models: tuple[ModelConfig, ...] = ()
     packages: tuple[PackageConfig, ...] = ()
+    tiers: dict[str, TierConfig] = field(default_factory=_default_tiers)
+    plans: tuple[PlanConfig, ...] = ()
+    memberships: MembershipsConfig = field(default_factory=MembershipsConfig)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
-        for name, items in (("models", self.models), ("packages", self.packages)):
+        for name, items in (("models", self.models), ("packages", self.packages),
+                            ("plans", self.plans)):
             ids = [i.id for i in items]
             dup = {i for i in ids if ids.count(i) > 1}
             if dup:
                 raise ValueError(f"{name}: duplicate id {sorted(dup)[0]!r}")
+        if FREE not in self.tiers:
+            raise ValueError("tiers: a [tiers.free] table is needed (everyone starts free)")
+        for plan in self.plans:
+            if plan.tier not in self.tiers:
+                raise ValueError(f"plans: {plan.id!r} sells tier {plan.tier!r}, not in [tiers]")
+        known = {m.id for m in self.models}
+        for name, tier in self.tiers.items():
+            unknown = sorted(m for m in tier.models if m != "*" and m not in known)
+            if unknown:
+                raise ValueError(f"tiers.{name}.models: unknown model {unknown[0]!r}")
+        # One source of truth: the chat and the job service read the tier rules they are given.
+        object.__setattr__(self, "chat", replace(self.chat, tiers=dict(self.tiers)))
+        object.__setattr__(self, "generation", replace(self.generation, tiers=dict(self.tiers)))
         return self
+
+    def tier(self, name: str) -> TierConfig:
+        """The rules of tier `name`; unknown names get the free tier's."""
+        return _tier_of(self.tiers, name)
+
+    def plan(self, plan_id: str) -> PlanConfig | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
+
+
+# Keys that moved to [tiers.<name>]: refused at start with what to write instead.
+_RENAMED = {
+    ("chat", "tryon_max_clothes"): "max_clothes",
+    ("generation", "concurrency"): "concurrency",
+}
+
+
+def _check_renamed(data: Mapping[str, Any], origin: Mapping[str, str], source: str) -> None:
+    for (section, key), new in _RENAMED.items():
+        table = data.get(section)
+        if isinstance(table, Mapping) and key in table:
+            where = origin.get(f"{section}.{key}", source)
+            raise ConfigError(
+                f"[{section}] {key} (from {where}) was replaced by the tier tables: write "
+                f"`{new} = N` under each [tiers.free], [tiers.plus], [tiers.pro] instead "
+                f"(\"default\" becomes [tiers.free])")
 
 
 # The providers' API keys are not listed here: their registry names them (`secret_names`).
@@ -419,6 +544,7 @@ def load_config(
     elif explicit:
         raise ConfigError(f"{file}: config file not found")
     origin = _apply_env(data, environ)
+    _check_renamed(data, origin, str(file))
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:

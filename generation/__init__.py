@@ -15,6 +15,8 @@ from ._exceptions import (
     InvalidChoice,
     JobNotFound,
     NotRetryable,
+    TierRequired,
+    TooManyClothes,
     TooManyJobs,
     UnknownModel,
 )
@@ -33,6 +35,8 @@ __all__ = [
     "JobService",
     "NotRetryable",
     "Quote",
+    "TierRequired",
+    "TooManyClothes",
     "TooManyJobs",
     "UnknownModel",
     "finished_since",

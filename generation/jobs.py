@@ -46,7 +46,7 @@ from storage import Storage, StorageError
 from wallet import Wallet, queries
 
 from . import _records as rec
-from ._exceptions import InvalidChoice, NotRetryable, TooManyJobs
+from ._exceptions import InvalidChoice, NotRetryable, TierRequired, TooManyClothes, TooManyJobs
 from ._store import store_results
 from .catalogue import PHOTOS, Catalogue
 from .tables import jobs
@@ -99,7 +99,8 @@ class JobService:
     async def start(self, user_id: int, model_id: str, *, prompt: str,
                     image_keys: Sequence[str] = (), duration: int | None = None,
                     aspect_ratio: str | None = None) -> rec.Job:
-        """Quotes, checks the user's limit, holds the credits and submits the job."""
+        """Quotes, checks the user's tier (model, clothing photos, jobs at once), holds the
+        credits and submits the job."""
         quote = self.catalogue.quote(model_id, duration=duration, aspect_ratio=aspect_ratio)
         low, high = PHOTOS[quote.model.kind]
         if not low <= len(image_keys) <= high:
@@ -111,9 +112,15 @@ class JobService:
             tier = await queries.lock_user_tier(conn, user_id)
             active = (await conn.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.user_id == user_id, jobs.c.state.in_(ACTIVE)))).scalar_one()
-            limit = self.config.limit_for(tier or "default")
-            if active >= limit:
-                raise TooManyJobs(limit)
+            rules = self.config.tier(tier or "free")
+            if not rules.allows(quote.model.id):
+                allowed = tuple(n for n, r in self.config.tiers.items()
+                                if r.allows(quote.model.id))
+                raise TierRequired(quote.model.id, allowed)
+            if quote.model.kind == "try-on" and len(image_keys) - 1 > rules.max_clothes:
+                raise TooManyClothes(rules.max_clothes)
+            if active >= rules.concurrency:
+                raise TooManyJobs(rules.concurrency)
             job_id = new_id(await conn.execute(insert(jobs).values(
                 user_id=user_id, model_id=quote.model.id, provider=quote.model.provider,
                 kind=quote.model.kind, prompt=prompt, inputs=list(image_keys),

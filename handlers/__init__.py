@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .ports import TopUp
+    from .ports import Plans, TopUp
     from .service import ChatDeps, Handlers
     from .types import (
         CHANNELS,
@@ -45,13 +45,14 @@ __all__ = [
     "Media",
     "Outbound",
     "Picture",
+    "Plans",
     "StarsPayment",
     "Text",
     "TopUp",
     "capabilities_of",
 ]
 
-_HOME = {"TopUp": ".ports", "ChatDeps": ".service", "Handlers": ".service"}
+_HOME = {"TopUp": ".ports", "Plans": ".ports", "ChatDeps": ".service", "Handlers": ".service"}
 
 
 def __getattr__(name: str) -> object:

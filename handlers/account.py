@@ -15,7 +15,7 @@ from wallet import Balance, LedgerEntry, WalletError, queries
 from .choices import Choice
 from .deps import ChatDeps, Ctx
 from .errors import error_text
-from .messages import LANGUAGES, t
+from .messages import CATALOGUES, LANGUAGES, t
 from .types import Button, Text
 from .ui import Rows, button, main_menu, menu_text
 
@@ -23,12 +23,13 @@ __all__ = ["LEDGER_KINDS", "SOURCES", "USER_COMMANDS", "balance", "checkin", "co
            "help_text", "history", "language_menu", "redeem", "set_language"]
 
 USER_COMMANDS = ("start", "generate", "balance", "history", "videos", "checkin", "redeem",
-                 "topup", "language", "cancel", "help")
+                 "topup", "plan", "language", "cancel", "help")
 LEDGER_KINDS = ("grant", "hold", "settle", "release", "expire", "clawback")
 # Where a grant came from, by the first part of its key (purchases: the payment providers).
 SOURCES = {"bonus": "source.bonus", "checkin": "source.checkin", "redeem": "source.redeem",
            "admin": "source.admin", "stripe": "source.purchase", "creem": "source.purchase",
-           "stars": "source.purchase", "purchase": "source.purchase"}
+           "stars": "source.purchase", "purchase": "source.purchase",
+           "membership": "source.subscription"}
 
 
 def command_menu(lang: str) -> list[tuple[str, str]]:
@@ -119,13 +120,22 @@ async def checkin(deps: ChatDeps, ctx: Ctx) -> Text:
 async def redeem(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     if len(args) != 1 or len(args[0]) > 64:
         return Text(text=t(ctx.lang, "redeem.usage"))
+    tier, ends_at = None, None
     try:
-        grant = await deps.wallet.redeem(ctx.user_id, args[0])
+        if deps.memberships is not None:  # a code may carry membership days as well
+            got = await deps.memberships.redeem(ctx.user_id, args[0])
+            credits, tier, ends_at = got.credits, got.tier, got.ends_at
+        else:
+            credits = (await deps.wallet.redeem(ctx.user_id, args[0])).credits
     except WalletError as exc:
         return Text(text=error_text(ctx.lang, exc))
     available = (await deps.wallet.balance(ctx.user_id)).available
-    return Text(text=t(ctx.lang, "redeem.done", credits=grant.credits, balance=available),
-                buttons=main_menu(ctx.lang))
+    lines = [t(ctx.lang, "redeem.done", credits=credits, balance=available)]
+    if tier is not None and ends_at is not None:
+        lines.append(t(ctx.lang, "redeem.membership", name=t(ctx.lang, f"tier.{tier}")
+                       if f"tier.{tier}" in CATALOGUES["en"] else tier.title(),
+                       date=local(deps, ends_at)))
+    return Text(text="\n".join(lines), buttons=main_menu(ctx.lang))
 
 
 def language_menu(ctx: Ctx) -> Text:

@@ -1,4 +1,8 @@
-"""Admin commands: /grant, /deduct, /user, /code, /refund (and /stats in `stats`).
+"""Admin commands: /grant, /deduct, /user, /code, /refund, /tier (and /stats in `stats`).
+
+/tier USER TIER DAYS gives a manual membership (`memberships.manual`; TIER free or DAYS 0 ends
+it); /user shows the membership; /code CREDITS [USES] [DAYS] [TIER:DAYS] makes a code that may
+carry membership days of a tier as well.
 
 Who is an admin is decided once per update (`deps.is_admin`); to anyone else these commands
 answer exactly like an unknown command, so they do not reveal that they exist.
@@ -29,7 +33,8 @@ from .messages import t
 from .notify import model_name
 from .types import Text
 
-__all__ = ["MAX_CREDITS", "code", "deduct", "grant", "refund", "resolve_user", "user_info"]
+__all__ = ["MAX_CREDITS", "code", "deduct", "grant", "refund", "resolve_user", "tier",
+           "user_info"]
 
 MAX_CREDITS = 1_000_000
 MAX_USES = 100_000
@@ -106,6 +111,7 @@ async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     lines += [t(ctx.lang, "admin.user_job", job_id=j.id, model=model_name(deps, j.model_id),
                 state=t(ctx.lang, f"state.{j.state}"), credits=j.credits,
                 date=f"{j.created_at:%Y-%m-%d %H:%M}") for j in jobs]
+    lines.append(await _membership_line(deps, ctx, uid))
     async with read(deps.engine) as conn:
         orders = await recent_for_user(conn, uid, 5)
     lines.append(t(ctx.lang, "admin.user_payments" if orders else "admin.user_no_payments"))
@@ -117,18 +123,57 @@ async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
 
 
 async def code(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    membership: tuple[str, int] | None = None
+    if args and ":" in args[-1]:  # TIER:DAYS, last
+        name, _, count = args[-1].partition(":")
+        if name not in deps.config.tiers or name == "free":
+            raise Explained("admin.bad_tier", tier=name[:32], tiers=_paid_tiers(deps))
+        membership, args = (name, number(count, MAX_DAYS)), args[:-1]
     if not 1 <= len(args) <= 3:
         return Text(text=t(ctx.lang, "admin.usage_code"))
     credits = number(args[0], MAX_CREDITS)
     uses = number(args[1], MAX_USES) if len(args) > 1 else 1
     days = number(args[2], MAX_DAYS) if len(args) > 2 else None
     expires_at = deps.clock() + timedelta(days=days) if days else None
-    made = await deps.wallet.create_code(credits, max_uses=uses, expires_at=expires_at,
-                                         created_by=ctx.actor)
+    made = await deps.wallet.create_code(
+        credits, max_uses=uses, expires_at=expires_at, created_by=ctx.actor,
+        membership_tier=membership[0] if membership else None,
+        membership_days=membership[1] if membership else None)
     expiry = (t(ctx.lang, "admin.code_expires", date=f"{expires_at:%Y-%m-%d %H:%M} UTC")
               if expires_at else t(ctx.lang, "admin.code_forever"))
-    return Text(text=t(ctx.lang, "admin.code", code=made.code, credits=made.credits,
-                       uses=made.max_uses, expiry=expiry))
+    lines = [t(ctx.lang, "admin.code", code=made.code, credits=made.credits,
+               uses=made.max_uses, expiry=expiry)]
+    if membership is not None:
+        lines.append(t(ctx.lang, "admin.code_membership", tier=membership[0],
+                       days=membership[1]))
+    return Text(text="\n".join(lines))
+
+
+def _paid_tiers(deps: ChatDeps) -> str:
+    return ", ".join(deps.config.tiers)
+
+
+async def _membership_line(deps: ChatDeps, ctx: Ctx, uid: int) -> str:
+    m = await deps.memberships.current(uid) if deps.memberships is not None else None
+    if m is None:
+        return t(ctx.lang, "admin.user_no_plan")
+    return t(ctx.lang, "admin.user_plan", tier=m.tier, plan=m.plan_id or "-", source=m.source,
+             state=m.state, date=f"{m.ends_at:%Y-%m-%d %H:%M} UTC")
+
+
+async def tier(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
+    """`/tier USER TIER DAYS`: a manual membership (TIER free, or 0 days, ends it)."""
+    if len(args) != 3 or deps.memberships is None:
+        return Text(text=t(ctx.lang, "admin.usage_tier", tiers=_paid_tiers(deps)))
+    uid, name = await resolve_user(deps, args[0]), args[1]
+    if name not in deps.config.tiers:
+        raise Explained("admin.bad_tier", tier=name[:32], tiers=_paid_tiers(deps))
+    days = 0 if args[2] == "0" else number(args[2], MAX_DAYS)
+    m = await deps.memberships.manual(uid, name, days, actor=ctx.actor)
+    if m is None:
+        return Text(text=t(ctx.lang, "admin.tier_free", user_id=uid))
+    return Text(text=t(ctx.lang, "admin.tier_set", user_id=uid, tier=m.tier,
+                       date=f"{m.ends_at:%Y-%m-%d %H:%M} UTC"))
 
 
 async def refund(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:

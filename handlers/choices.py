@@ -10,6 +10,8 @@ limit for callback data; WeChat and the console send it back from a numbered men
     lang:<code>                  set the language
     topup:<package>  pay:<package>:<method>       top-up: a package, then a way to pay
     video:<resend|retry|again>:<job id>           /videos actions
+    plan  plan:<id>  subscribe:<plan>:<method>    /plan: the plans, one picked, a way to pay
+    plancancel  plancancel:yes                    cancel a membership's renewal (asked first)
 
 The last argument takes the rest of the data (an aspect ratio holds a colon). `decode` also
 reads the forms buttons carried before (`g`, `x`, `go`, `c:balance`, `k:…`, `h:…`, `l:…`,
@@ -27,14 +29,16 @@ from .types import MAX_CHOICE_BYTES
 __all__ = ["COMMANDS", "VIDEO_ACTIONS", "Choice", "decode", "encode", "fits"]
 
 # Commands a menu button may carry by name alone (the main menu's, /topup's "back", …).
-COMMANDS = ("balance", "checkin", "videos", "help", "history", "language", "topup", "redeem")
+COMMANDS = ("balance", "checkin", "videos", "help", "history", "language", "topup", "redeem",
+            "plan")
 VIDEO_ACTIONS = ("resend", "retry", "again")
 
 # name → the numbers of arguments it takes
 _ARITY: dict[str, tuple[int, ...]] = {
     "menu": (0,), "generate": (0,), "cancel": (0,), "done": (0,), "confirm": (0,),
     **{c: (0,) for c in COMMANDS},
-    "history": (0, 1), "topup": (0, 1),
+    "history": (0, 1), "topup": (0, 1), "plan": (0, 1), "plancancel": (0, 1),
+    "subscribe": (2,),
     "kind": (1,), "model": (1,), "duration": (1,), "aspect": (1,), "lang": (1,),
     "pay": (2,), "video": (2,),
 }

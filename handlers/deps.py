@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config
 from generation import Catalogue, JobService
+from memberships import Memberships
 from storage import Storage
 from wallet import Balance, Wallet
 
 from .photos import store_photo
-from .ports import TopUp
+from .ports import Plans, TopUp
 from .state import Chat, Draft, Step
 from .types import Capabilities, Inbound, Outbound, capabilities_of
 
@@ -39,6 +40,8 @@ class ChatDeps:
     storage: Storage
     clock: Callable[[], datetime]
     topup: TopUp | None = None
+    plans: Plans | None = None
+    memberships: Memberships | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

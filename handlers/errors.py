@@ -12,7 +12,16 @@ from __future__ import annotations
 import logging
 import secrets
 
-from generation import InvalidChoice, JobNotFound, NotRetryable, TooManyJobs, UnknownModel
+from generation import (
+    InvalidChoice,
+    JobNotFound,
+    NotRetryable,
+    TierRequired,
+    TooManyClothes,
+    TooManyJobs,
+    UnknownModel,
+)
+from memberships import MembershipError, NotSubscribed, UnknownPlan, UnknownTier
 from payments import (
     PaymentError,
     PaymentNotFound,
@@ -67,6 +76,10 @@ _PLAIN: tuple[tuple[type[Exception], str], ...] = (
     (PaymentNotFound, "err.payment_not_found"),
     (RefundFailed, "err.refund_failed"),
     (PaymentError, "err.payment"),
+    (NotSubscribed, "plan.not_subscribed"),
+    (UnknownPlan, "err.unknown_plan"),
+    (UnknownTier, "err.unknown_tier"),
+    (MembershipError, "err.membership"),
 )
 
 
@@ -77,6 +90,10 @@ def error_text(lang: str, exc: BaseException) -> str:
                  missing=exc.missing)
     if isinstance(exc, TooManyJobs):
         return t(lang, "err.too_many_jobs", limit=exc.limit)
+    if isinstance(exc, TooManyClothes):
+        return t(lang, "err.tier_clothes", limit=exc.limit)
+    if isinstance(exc, TierRequired):
+        return t(lang, "err.tier_model", tiers=" / ".join(x.title() for x in exc.tiers) or "-")
     if isinstance(exc, Explained):
         return t(lang, exc.key, **exc.params)
     if isinstance(exc, AttachmentTooLarge):

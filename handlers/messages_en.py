@@ -50,7 +50,8 @@ TEXTS: dict[str, str] = {
     "cmd.help": "What I can do",
     "help.title": "Here is what I can do:",
     "help.admin": "Admin: /grant USER CREDITS [reason], /deduct USER CREDITS [reason], "
-                  "/user USER, /code CREDITS [USES] [DAYS], /stats, /refund CHARGE_ID. "
+                  "/user USER, /code CREDITS [USES] [DAYS] [TIER:DAYS], /stats, "
+                  "/refund CHARGE_ID, /tier USER TIER DAYS. "
                   "USER is #id, a Telegram id or a WeChat openid.",
     # --- the generate conversation ------------------------------------------------------------
     "gen.none": "No models are available right now. Please try again later.",
@@ -165,7 +166,7 @@ TEXTS: dict[str, str] = {
     "admin.usage_grant": "Usage: /grant USER CREDITS [reason]",
     "admin.usage_deduct": "Usage: /deduct USER CREDITS [reason]",
     "admin.usage_user": "Usage: /user USER (#id, a Telegram id or a WeChat openid)",
-    "admin.usage_code": "Usage: /code CREDITS [USES] [DAYS]",
+    "admin.usage_code": "Usage: /code CREDITS [USES] [DAYS] [TIER:DAYS]",
     "admin.usage_refund": "Usage: /refund CHARGE_ID",
     "admin.bad_number": "“{value}” is not a whole number from 1 to {max}.",
     "admin.no_user": "No user {who}.",
@@ -244,4 +245,77 @@ TEXTS: dict[str, str] = {
     "console.log": "(log: {path})",
     # --- channel contract (numbered menus, expired buttons) ------------------------------------
     "menu.expired": "This menu has expired.",
+    # --- memberships (/plan, /tier, codes with membership days, tier refusals) --------------
+    "cmd.plan": "plans and membership",
+    "tier.free": "Free",
+    "tier.plus": "Plus",
+    "tier.pro": "Pro",
+    "plan.title": "💎 Plans",
+    "plan.free_line": "• {name}: {unlocks}",
+    "plan.line": "• {name}: {credits} credits every {days} days, {price}\n  {unlocks}",
+    "plan.unlocks": "{jobs} videos at once · up to {clothes} clothing photos per try-on · "
+                    "{models}",
+    "plan.models_all": "every model",
+    "plan.models_some": "models: {models}",
+    "plan.price": "{price} {currency}",
+    "plan.price_stars": "{stars} ⭐",
+    "plan.price_or": "{a} or {b}",
+    "plan.current_free": "You are on the free plan.",
+    "plan.current": "Your plan: {name}. {when}. Credits this period: {credits}.",
+    "plan.current_gift": "Your plan: {name}. {when}.",
+    "plan.renews": "Renews on {date}",
+    "plan.ends": "Ends on {date}",
+    "plan.next": "It changes to {name} on {date}.",
+    "plan.none": "Memberships are not on sale here just now.",
+    "plan.method": "How would you like to pay for {name}?",
+    "plan.item": "VideoFly {name}",
+    "plan.item_description": "{credits} credits every {days} days, renewed until you cancel",
+    "plan.link": "{name}: {credits} credits every {days} days, renewed until you cancel. "
+                 "Subscribe here:",
+    "plan.pay_stars": "Subscribe for {stars} ⭐ a month",
+    "plan.stars_fixed": "A Telegram Stars subscription keeps its price. To move to {name}, "
+                        "cancel it here, then subscribe to {name}.",
+    "plan.changed_now": "Done: you are on {name} now. The extra credits for this period are "
+                        "in your balance.",
+    "plan.changed_next": "Done: you move to {name} at your next renewal, on {date}.",
+    "plan.not_subscribed": "You have no membership that renews. /plan shows the plans.",
+    "plan.cancel_ask": "Stop renewing {name}? You keep it until {date}.",
+    "plan.canceled": "Done: {name} will not renew. You keep it until {date}.",
+    "plan.paid": "Thank you! Your membership payment arrived.",
+    "btn.plan_subscribe": "Subscribe to {name}",
+    "btn.plan_upgrade": "Upgrade to {name}",
+    "btn.plan_switch": "Switch to {name}",
+    "btn.plan_cancel": "Cancel renewal",
+    "btn.plan_cancel_yes": "Yes, stop renewing",
+    "membership.started": "🎉 Welcome to {name}! {credits} credits were added; your plan renews "
+                          "on {date}.",
+    "membership.renewed": "🔁 {name} renewed: {credits} credits were added. Next renewal: "
+                          "{date}.",
+    "membership.credited": "{credits} credits of your {name} plan were added.",
+    "membership.upgraded": "⬆️ You are on {name} now, with {credits} extra credits for the rest "
+                           "of this period.",
+    "membership.change_scheduled": "Your plan changes to {name} at your next renewal, on "
+                                   "{date}.",
+    "membership.canceled": "{name} will not renew. You keep it until {date}.",
+    "membership.resumed": "{name} renews again, next on {date}.",
+    "membership.reminder": "⏰ {name} renews on {date}. /plan to change or cancel it.",
+    "membership.ended": "Your {name} membership has ended; you are on the free plan now. "
+                        "/plan to subscribe again.",
+    "membership.manual": "You have {name} until {date}. Enjoy!",
+    "membership.reversed_ended": "Your membership has ended.",
+    "source.subscription": "membership",
+    "err.tier_model": "That model is for {tiers} members. /plan shows the plans.",
+    "err.tier_clothes": "Your plan takes up to {limit} clothing photos per try-on. /plan shows "
+                        "plans that take more.",
+    "err.unknown_plan": "That plan is no longer sold. /plan shows the plans.",
+    "err.unknown_tier": "There is no such tier.",
+    "err.membership": "Your membership could not be changed just now. Please try again.",
+    "redeem.membership": "…and {name} until {date}.",
+    "admin.usage_tier": "Usage: /tier USER TIER DAYS (tiers: {tiers}; free or 0 days ends it)",
+    "admin.bad_tier": "No tier {tier!r}. Tiers: {tiers}.",
+    "admin.tier_set": "User #{user_id} has {tier} until {date}.",
+    "admin.tier_free": "User #{user_id} is on the free plan now.",
+    "admin.user_plan": "Membership: {tier} (plan {plan}, {source}, {state}) until {date}",
+    "admin.user_no_plan": "Membership: none (free)",
+    "admin.code_membership": "It also gives {tier} for {days} days.",
 }

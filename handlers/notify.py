@@ -11,6 +11,8 @@ Outbox kinds rendered here (payload fields in brackets):
     payment.reversed {credits, debt, reason}            → Text (refund | dispute), debt if any
     admin.dispute   {provider, order_id, user_id, credits} → Text to the admin it was queued for
     admin.granted / admin.deducted {credits, reason}    → Text to the user (written by `admin`)
+    membership.*                                        → Text (`plan.news`; the kinds and
+                                                          payloads are in `memberships/`)
 
 An unknown kind or a payload that does not parse is logged and rendered as nothing: it can never
 become deliverable, and the dispatcher marks it done. A job deleted before its news went out
@@ -123,6 +125,12 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
         if p.get("reason"):
             lines.append(t(lang, "note.reason", reason=str(p["reason"])))
         return [Text(text="\n".join(lines))]
+    if kind.startswith("membership."):
+        from . import plan  # the plan view imports this module's neighbours
+
+        news = plan.news(deps, lang, kind, p)
+        if news is not None:
+            return [news]
     log.warning("outbox kind %r for user %s has no renderer; not sent", kind, user_id)
     return []
 

@@ -4,18 +4,21 @@
 a channel offers, a checkout for one package (a URL to pay at, or a Stars invoice's payload and
 price on Telegram), crediting a Stars payment, and an admin's Stars refund. The port returns
 data; `topup.py` writes the words (the item's title and description go in with the checkout,
-for the payment page).
+for the payment page). `Plans` is the memberships' side of it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from core.config import PlanConfig
+from memberships import Membership
 from payments import StarsInvoice
 
 from .types import StarsPayment
 
-__all__ = ["TopUp"]
+__all__ = ["Plans", "TopUp"]
 
 
 class TopUp(Protocol):
@@ -35,4 +38,28 @@ class TopUp(Protocol):
 
     async def refund_stars(self, charge_id: str, *, actor: str) -> int:
         """Refunds a Stars payment through Telegram and claws its credits back; returns them."""
+        ...
+
+
+class Plans(Protocol):
+    """Memberships seen from the chat (`payments/` implements it): the ways to pay for a plan,
+    a subscription checkout (a URL: a payment page or a Stars invoice link), a Stars period
+    paid, and the changes a member makes (cancel, change of plan)."""
+
+    def plan_methods(self, channel: str, plan: PlanConfig) -> list[str]:
+        ...
+
+    async def subscribe(self, *, user_id: int, channel: str, plan_id: str, method: str,
+                        title: str, description: str) -> str:
+        ...
+
+    async def stars_subscription_paid(self, user_id: int, *, charge_id: str, payload: str,
+                                      total_amount: int, currency: str,
+                                      expires_at: datetime) -> int:
+        ...
+
+    async def cancel_subscription(self, user_id: int) -> Membership:
+        ...
+
+    async def change_plan(self, user_id: int, plan_id: str) -> Membership:
         ...

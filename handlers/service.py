@@ -44,7 +44,7 @@ from typing import Any
 from core.db import read
 from wallet import Balance, queries
 
-from . import account, admin, generate, notify, state, stats, topup, videos
+from . import account, admin, generate, notify, plan, state, stats, topup, videos
 from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
 from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
 from .errors import error_text
@@ -58,7 +58,7 @@ __all__ = ["ADMIN_COMMANDS", "ChatDeps", "Handlers"]
 
 log = logging.getLogger("handlers")
 
-ADMIN_COMMANDS = ("grant", "deduct", "user", "code", "stats", "refund")
+ADMIN_COMMANDS = ("grant", "deduct", "user", "code", "stats", "refund", "tier")
 
 # Who is talking, with their chat row (NULLs before the first contact's row exists).
 _WHO = (queries.who()
@@ -210,6 +210,8 @@ class Handlers:
     async def _route(self, ctx: Ctx, chat: Chat, turn: Turn) -> Reply:
         deps, inbound = self.deps, turn.inbound
         if inbound.payment is not None:
+            if inbound.payment.subscription_expires is not None:
+                return Reply([await plan.stars_paid(deps, ctx, inbound.payment)])
             return Reply([await topup.stars_paid(deps, ctx, inbound.payment)])
         command = inbound.command
         if command is not None and not inbound.photos:
@@ -241,6 +243,13 @@ class Handlers:
             return Reply(await topup.choose_method(deps, ctx, value))
         if name == "pay":
             return Reply(await topup.checkout(deps, ctx, *choice.args))
+        if name == "plan":
+            return Reply(await plan.pick(deps, ctx, value) if value else
+                         [await plan.view(deps, ctx)])
+        if name == "subscribe":
+            return Reply(await plan.subscribe(deps, ctx, *choice.args))
+        if name == "plancancel" and value in ("", "yes"):
+            return Reply(await plan.cancel(deps, ctx, confirmed=value == "yes"))
         return await generate.on_update(deps, ctx, chat, turn)
 
     async def _expired(self, ctx: Ctx, chat: Chat) -> Reply:
@@ -270,6 +279,8 @@ class Handlers:
             return Reply([await account.redeem(deps, ctx, args)])
         if name == "topup":
             return Reply([topup.menu(deps, ctx)])
+        if name == "plan":
+            return Reply([await plan.view(deps, ctx)])
         if name == "language":
             return Reply([account.language_menu(ctx)])
         if ctx.admin and name in ADMIN_COMMANDS:
@@ -281,7 +292,7 @@ class Handlers:
         if name == "stats":
             return [*await stats.stats(deps, ctx)]
         act = {"grant": admin.grant, "deduct": admin.deduct, "user": admin.user_info,
-               "code": admin.code, "refund": admin.refund}[name]
+               "code": admin.code, "refund": admin.refund, "tier": admin.tier}[name]
         return [await act(deps, ctx, args)]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -119,6 +120,9 @@ class StarsPayment:
     payload: str  # invoice_payload
     currency: str
     total_amount: int
+    # A Stars subscription's period: when it ends (`subscription_expiration_date`); None for a
+    # one-off payment.
+    subscription_expires: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,14 @@ a `StarsInvoice` and the conversation writes the words. The names below load on 
 (PEP 562), and the Stripe library only when Stripe is configured or its webhook is read, so
 `from payments import UnknownPackage` costs what `_exceptions` costs.
 
+Memberships (`_plans`, mixed into `Payments`): `plan_methods`, `subscribe` (Stripe Checkout in
+subscription mode, a Creem subscription product, a Stars invoice link with a 30-day
+`subscription_period` through the adapter's `stars_subscription_link` port),
+`stars_subscription_paid`, `cancel_subscription`, `change_plan`. Subscription webhooks
+(`_sub_events`) become `PaymentEvent`s with action "subscription", recorded once like any event
+and applied by `memberships` in the same transaction; a refund or dispute matching no order is
+tried against the paid periods.
+
 Modules: `_service` (Payments), `_apply` (one event in the transaction), `_events` (verify and
 parse webhooks), `_clients` (the Stripe and Creem checkout calls), `_money` (minor units,
 payloads, clawback targets), `_types` (StarsInvoice, StarsCharge), `_reads`, `tables`.
@@ -55,11 +63,13 @@ if TYPE_CHECKING:
         RefundFailed,
         UnknownPackage,
     )
+    from ._plans import STARS_PERIOD, PlanInvoice
     from ._reads import PaymentRecord, Revenue, recent_for_user, revenue
     from ._service import Payments, StarsRefund
     from ._types import StarsCharge, StarsInvoice
 
 __all__ = [
+    "STARS_PERIOD",
     "BadEvent",
     "BadSignature",
     "Outcome",
@@ -69,6 +79,7 @@ __all__ = [
     "PaymentRecord",
     "PaymentUnavailable",
     "Payments",
+    "PlanInvoice",
     "ProviderFailed",
     "RefundFailed",
     "Revenue",
@@ -84,7 +95,7 @@ _HOME = {
     "Outcome": "._apply", "PaymentEvent": "._events", "PaymentRecord": "._reads",
     "Revenue": "._reads", "recent_for_user": "._reads", "revenue": "._reads",
     "Payments": "._service", "StarsRefund": "._service", "StarsCharge": "._types",
-    "StarsInvoice": "._types",
+    "StarsInvoice": "._types", "STARS_PERIOD": "._plans", "PlanInvoice": "._plans",
 }
 
 

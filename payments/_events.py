@@ -28,12 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from memberships import SubscriptionEvent
+
 from ._exceptions import BadEvent, BadSignature
 from ._money import is_order_id
+from ._sub_events import CREEM_TYPES, STRIPE_TYPES, creem_subscription, stripe_subscription
 
 __all__ = ["Action", "PaymentEvent", "creem_event", "stripe_event"]
 
-Action = Literal["paid", "refund", "dispute", "ignore"]
+Action = Literal["paid", "refund", "dispute", "subscription", "ignore"]
 MAX_HEADER = 2048  # a signature header longer than this is not one
 _MAX_ID = 255
 
@@ -58,6 +61,7 @@ class PaymentEvent:
     currency: str | None = None
     refund_total: int | None = None  # cumulative refunded (Stripe)
     refund_amount: int | None = None  # this refund alone (Creem)
+    subscription: SubscriptionEvent | None = None  # action "subscription" (memberships)
 
 
 def _text(value: Any, limit: int = _MAX_ID) -> str | None:
@@ -134,6 +138,9 @@ def stripe_event(raw: bytes, header: str | None, secret: str) -> PaymentEvent:
     def make(**kw: Any) -> PaymentEvent:
         return PaymentEvent(provider="stripe", event_id=event_id, type=kind[:64], **kw)
 
+    if kind in STRIPE_TYPES:
+        sub = stripe_subscription(kind, obj)
+        return make(action="subscription" if sub else "ignore", subscription=sub)
     meta = _dict(obj.get("metadata"))
     if action == "paid":
         paid = obj.get("payment_status") == "paid" and obj.get("mode", "payment") == "payment"
@@ -193,10 +200,15 @@ def creem_event(raw: bytes, header: str | None, secret: str) -> PaymentEvent:
     if not isinstance(obj, dict):
         raise BadEvent("Creem event without an object")
     action = _CREEM_ACTIONS.get(kind, "ignore")
+    if action == "paid" and obj.get("subscription"):
+        action = "ignore"  # a subscription's first payment: subscription.paid grants it
 
     def make(**kw: Any) -> PaymentEvent:
         return PaymentEvent(provider="creem", event_id=event_id, type=kind[:64], **kw)
 
+    if kind in CREEM_TYPES:
+        sub = creem_subscription(kind, obj)
+        return make(action="subscription" if sub else "ignore", subscription=sub)
     if action == "ignore":
         return make(action="ignore")
     checkout = obj if action == "paid" else _dict(obj.get("checkout"))
@@ -204,6 +216,7 @@ def creem_event(raw: bytes, header: str | None, secret: str) -> PaymentEvent:
     meta = {**_dict(checkout.get("metadata")), **_dict(obj.get("metadata"))}
     order_id = _order(checkout.get("request_id")) or _order(meta.get("order_id"))
     ids = {"order_id": order_id, "payment_ref": _ref(obj.get("order")),
+           "charge_id": None if action == "paid" else _ref(obj.get("transaction")),
            "checkout_id": _text(obj.get("id")) if action == "paid" else _ref(obj.get("checkout"))}
     if action == "paid":
         paid = obj.get("status", "completed") == "completed" and \

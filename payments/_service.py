@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import Config, PackageConfig, Secrets
 from core.db import read, utcnow, write
+from memberships import Memberships
 from wallet import Wallet, queries
 
 from . import _apply, _reads
@@ -46,6 +47,7 @@ from ._exceptions import (
     UnknownPackage,
 )
 from ._money import STARS_CURRENCY, new_order_id, parse_stars_payload, stars_payload, to_minor
+from ._plans import PlanSales, parse_plan_payload
 from ._types import StarsCharge, StarsInvoice
 from .tables import payment_events, payments
 
@@ -60,20 +62,25 @@ MAX_CHARGE_ID = 200
 P, E = payments.c, payment_events.c
 
 
-class Payments:
-    """Top-ups through Stripe, Creem and Telegram Stars; events become wallet grants."""
+class Payments(PlanSales):
+    """Top-ups and memberships through Stripe, Creem and Telegram Stars."""
 
     def __init__(self, *, engine: AsyncEngine, wallet: Wallet, config: Config, secrets: Secrets,
                  http: httpx.AsyncClient, clock: Callable[[], datetime] = utcnow,
-                 stars_refund: StarsRefund | None = None) -> None:
+                 stars_refund: StarsRefund | None = None,
+                 memberships: Memberships | None = None) -> None:
         self.engine, self.wallet, self.config, self.clock = engine, wallet, config, clock
+        self.memberships = memberships or Memberships(engine=engine, wallet=wallet,
+                                                      config=config, clock=clock)
         self.http = http
         # Set by the Telegram adapter when it exists: it calls refundStarPayment.
         self.stars_refund = stars_refund
         self._secrets = secrets
         self._packages = {p.id: p for p in config.packages}
-        for pkg in config.packages:
-            to_minor(pkg.price, pkg.currency)  # a price finer than its currency stops the start
+        prices = [(p.price, p.currency) for p in config.packages]
+        prices += [(p.price, p.currency) for p in config.plans]
+        for price, currency in prices:
+            to_minor(price, currency)  # a price finer than its currency stops the start
         self._ready = {
             "stripe": self._pair("stripe", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
             "creem": self._pair("creem", "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET"),
@@ -187,9 +194,7 @@ class Payments:
                 await conn.execute(insert(payment_events).values(
                     provider=event.provider, event_id=event.event_id, type=event.type,
                     outcome="received", received_at=now))
-                ctx = _apply.Context(wallet=self.wallet, packages=self._packages,
-                                     admins=admins, now=now, actor=actor)
-                outcome = await _apply.apply(conn, ctx, event)
+                outcome = await self._apply(conn, event, admins, now, actor)
                 await conn.execute(update(payment_events).where(key).values(
                     outcome=outcome.outcome, order_id=outcome.order_id,
                     note=outcome.note[:500] if outcome.note else None))
@@ -209,6 +214,24 @@ class Payments:
                      event.type, outcome.outcome, outcome.order_id)
         return outcome
 
+    async def _apply(self, conn: AsyncConnection, event: PaymentEvent, admins: list[int],
+                     now: datetime, actor: str | None) -> _apply.Outcome:
+        """A subscription event goes to the memberships; a refund or dispute that matches no
+        order may be of a subscription's period."""
+        if event.subscription is not None:
+            sub = await self.memberships.apply(conn, event.subscription, actor=actor)
+            return _apply.Outcome(sub.outcome, note=sub.note, credited=sub.credited)
+        ctx = _apply.Context(wallet=self.wallet, packages=self._packages, admins=admins,
+                             now=now, actor=actor)
+        outcome = await _apply.apply(conn, ctx, event)
+        if outcome.order_id is None and event.action in ("refund", "dispute"):
+            period = await self.memberships.refund_period(
+                conn, source=event.provider, payment_ref=event.payment_ref,
+                charge_ref=event.charge_id, reason=event.action, actor=actor)
+            if period is not None:
+                return _apply.Outcome(period.outcome, note=period.note, clawed=period.clawed)
+        return outcome
+
     async def _admin_ids(self) -> list[int]:
         if self._admins is None:
             ids = [await self.wallet.open_account("telegram", str(a))
@@ -223,6 +246,11 @@ class Payments:
                                   currency: str | None = None) -> bool:
         """For the pre-checkout answer: the invoice is ours, its package is still sold for
         Stars, at the price the invoice asks."""
+        plan_pay = parse_plan_payload(payload)
+        if plan_pay is not None:  # a subscription's first payment or a renewal
+            plan = self.config.plan(plan_pay[0])
+            return plan is not None and plan.stars > 0 and self.config.payments.stars and \
+                currency in (None, STARS_CURRENCY) and total_amount in (None, plan.stars)
         parsed = parse_stars_payload(payload)
         pkg = self._packages.get(parsed[1]) if parsed else None
         if parsed is None or pkg is None or pkg.stars <= 0 or not self.config.payments.stars:
@@ -250,7 +278,9 @@ class Payments:
         async with read(self.engine) as conn:
             row = (await conn.execute(select(payments).where(
                 P.provider == "stars", P.charge_id == charge_id[:MAX_CHARGE_ID]))).first()
-            if row is None or row.state == "pending":
+            if row is None:
+                return await self.refund_stars_period(charge_id, actor=actor)
+            if row.state == "pending":
                 raise PaymentNotFound("no Stars payment with that charge id")
             telegram_id = await queries.address(conn, row.user_id, "telegram")
         if row.refunded >= row.amount:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import core.outbox  # noqa: F401  (registers every table on the metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
+import memberships.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
 from core import migrate

@@ -61,12 +61,16 @@ def checkin(
 def create_code(
     conn: Connection, now: datetime, credits: int, *, max_uses: int,
     expires_at: datetime | None, credit_days: int | None, created_by: str | None,
-    code: str | None,
+    code: str | None, membership_tier: str | None = None, membership_days: int | None = None,
 ) -> RedeemCode:
     ops.positive(credits)
     ops.positive(max_uses)
     if credit_days is not None:
         ops.positive(credit_days)
+    if (membership_tier is None) != (membership_days is None):
+        raise InvalidAmount("membership days need a tier, and a tier needs days")
+    if membership_days is not None:
+        ops.positive(membership_days)
     if expires_at is not None and expires_at <= now:
         raise InvalidAmount("a redeem code must expire in the future")
     if code is None:
@@ -82,8 +86,19 @@ def create_code(
     conn.execute(insert(redeem_codes).values(
         code=code, credits=credits, max_uses=max_uses, uses=0, expires_at=expires_at,
         credit_days=credit_days, created_by=created_by, created_at=now,
+        membership_tier=membership_tier, membership_days=membership_days,
     ))
-    return RedeemCode(code, credits, max_uses, 0, expires_at, credit_days)
+    return RedeemCode(code, credits, max_uses, 0, expires_at, credit_days, membership_tier,
+                      membership_days)
+
+
+def code_info(conn: Connection, code: str) -> RedeemCode | None:
+    row = conn.execute(select(redeem_codes).where(
+        redeem_codes.c.code == normalize_code(code))).first()
+    if row is None:
+        return None
+    return RedeemCode(row.code, row.credits, row.max_uses, row.uses, row.expires_at,
+                      row.credit_days, row.membership_tier, row.membership_days)
 
 
 def redeem(conn: Connection, now: datetime, user_id: int, code: str) -> Grant:

@@ -113,3 +113,5 @@ class RedeemCode:
     uses: int
     expires_at: datetime | None
     credit_days: int | None
+    membership_tier: str | None = None
+    membership_days: int | None = None

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, Select, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -213,11 +213,39 @@ class Wallet:
 
     async def create_code(self, credits: int, *, max_uses: int = 1,
                           expires_at: datetime | None = None, credit_days: int | None = None,
-                          created_by: str | None = None, code: str | None = None) -> RedeemCode:
-        """Makes a redeem code worth `credits`, usable by `max_uses` different users."""
+                          created_by: str | None = None, code: str | None = None,
+                          membership_tier: str | None = None,
+                          membership_days: int | None = None) -> RedeemCode:
+        """Makes a redeem code worth `credits`, usable by `max_uses` different users; it may
+        carry `membership_days` of `membership_tier` too (memberships/ grants those)."""
         return await self._write(lambda c: _rewards.create_code(
             c, self._clock(), credits, max_uses=max_uses, expires_at=expires_at,
-            credit_days=credit_days, created_by=created_by, code=code), None)
+            credit_days=credit_days, created_by=created_by, code=code,
+            membership_tier=membership_tier, membership_days=membership_days), None)
+
+    async def code_info(self, code: str, *,
+                        conn: AsyncConnection | None = None) -> RedeemCode | None:
+        """A redeem code as stored (None if there is none), in the caller's transaction."""
+        if conn is not None:
+            return await conn.run_sync(lambda c: _rewards.code_info(c, code))
+        async with read(self._engine) as rc:
+            return await rc.run_sync(lambda c: _rewards.code_info(c, code))
+
+    async def lock_tier(self, user_id: int, *, conn: AsyncConnection) -> str | None:
+        """Locks the user's row in the caller's write transaction (FOR NO KEY UPDATE, as a job
+        start does, so the lock order stays user then account) and returns their tier, or None
+        when there is no such user."""
+        tier = (await conn.execute(select(users.c.tier).where(users.c.id == user_id)
+                                   .with_for_update(key_share=True))).scalar()
+        return None if tier is None else str(tier)
+
+    async def set_tier(self, user_id: int, tier: str, *, conn: AsyncConnection) -> str | None:
+        """Sets the user's tier inside the caller's write transaction; returns the tier it
+        replaced (None for no such user). memberships/ decides the tier; this only stores it."""
+        old = await self.lock_tier(user_id, conn=conn)
+        if old is not None and old != tier:
+            await conn.execute(update(users).where(users.c.id == user_id).values(tier=tier))
+        return old
 
     async def redeem(self, user_id: int, code: str, *,
                      conn: AsyncConnection | None = None) -> Grant:

@@ -150,6 +150,9 @@ redeem_codes = Table(
     Column("expires_at", UTCDateTime(), nullable=True),
     Column("credit_days", Integer, nullable=True),
     Column("created_by", String(64), nullable=True),
+    # A membership the code carries as well (memberships/ grants it): a tier for so many days.
+    Column("membership_tier", String(32), nullable=True),
+    Column("membership_days", Integer, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     CheckConstraint("credits > 0 AND max_uses > 0", name="positive"),
     CheckConstraint("uses >= 0 AND uses <= max_uses", name="uses_in_range"),

@@ -5,6 +5,7 @@ from alembic import context
 import core.outbox  # noqa: F401  (each import registers its tables on the shared metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
+import memberships.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
 from core.db import metadata

@@ -20,7 +20,7 @@ from aiohttp import web
 from ._server import FakeServer
 
 __all__ = ["CreemFake", "checkout_completed", "dispute_created", "refund_created", "sign",
-           "signature"]
+           "signature", "subscription_event", "subscription_refund"]
 
 _ids = itertools.count(1)
 
@@ -31,9 +31,22 @@ class CreemFake(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.checkouts: dict[str, dict[str, Any]] = {}
+        self.subscription_calls: list[tuple[str, str, Any]] = []  # (id, action, body)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/checkouts", self._create)]
+        return [web.post("/v1/checkouts", self._create),
+                web.post("/v1/subscriptions/{id}/{action}", self._subscription)]
+
+    async def _subscription(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            body = None
+        self.subscription_calls.append(
+            (request.match_info["id"], request.match_info["action"], body))
+        if request.headers.get("x-api-key") != self.api_key:
+            return web.json_response({"status": 403, "error": "Forbidden"}, status=403)
+        return web.json_response({"id": request.match_info["id"], "object": "subscription"})
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -104,6 +117,37 @@ def dispute_created(checkout: dict[str, Any], *, amount: int, currency: str = "U
         "id": f"disp_test_{next(_ids)}", "object": "dispute", "amount": amount,
         "currency": currency, "checkout": {"id": checkout["id"], "object": "checkout"},
         "order": _order(order_id, checkout["product"], amount, currency)})
+
+
+def subscription_event(kind: str, checkout: dict[str, Any], *, sub_id: str = "sub_creem_1",
+                       start: str | None = None, end: str | None = None,
+                       transaction: str = "tran_1", product: str | None = None,
+                       status: str = "active") -> dict[str, Any]:
+    """A subscription event (`subscription.paid`, `.update`, `.canceled`, `.expired`) whose
+    object is the subscription, with the checkout's metadata, as Creem sends it."""
+    product_id = product or checkout["product"]
+    obj: dict[str, Any] = {
+        "id": sub_id, "object": "subscription", "status": status,
+        "product": {"id": product_id, "object": "product", "billing_type": "recurring"},
+        "customer": {"id": "cust_test_1", "object": "customer"},
+        "collection_method": "charge_automatically", "metadata": checkout.get("metadata", {}),
+        "last_transaction_id": transaction, "canceled_at": None}
+    if start and end:
+        obj["current_period_start_date"] = start
+        obj["current_period_end_date"] = end
+    return _envelope(kind, obj)
+
+
+def subscription_refund(*, transaction: str, amount: int, sub_id: str = "sub_creem_1",
+                        currency: str = "USD") -> dict[str, Any]:
+    """`refund.created` of one subscription payment (it names the transaction)."""
+    return _envelope("refund.created", {
+        "id": f"ref_test_{next(_ids)}", "object": "refund", "status": "succeeded",
+        "refund_amount": amount, "refund_currency": currency,
+        "transaction": {"id": transaction, "object": "transaction", "amount": amount},
+        "subscription": {"id": sub_id, "object": "subscription"},
+        "order": {"id": f"ord_sub_{next(_ids)}", "object": "order", "amount": amount,
+                  "currency": currency, "type": "recurring"}})
 
 
 def signature(body: bytes, secret: str) -> str:

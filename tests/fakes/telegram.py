@@ -28,6 +28,10 @@ remembers the charge as that user's (`charges`). refundStarPayment refuses what 
 refuses: an empty charge id, a charge it knows as another user's (CHARGE_NOT_FOUND), a charge
 refunded before (CHARGE_ALREADY_REFUNDED); a charge it never saw is accepted (adapter tests
 refund without a payment). `refunds` lists the (user id, charge id) pairs it refunded.
+Subscriptions: createInvoiceLink checks what Telegram checks for a Stars subscription
+(`subscription_period` 2592000 only, at most 10000 Stars) and records `invoice_links`;
+`pays(..., subscription_expires=…)` is one paid period; editUserStarSubscription refuses a
+charge of another user and records `subscription_edits`.
 """
 
 from __future__ import annotations
@@ -144,11 +148,19 @@ class FakeUser:
             "id": str(next(self.fake.ids)), "from": self._from(), "currency": currency,
             "total_amount": total, "invoice_payload": payload}})
 
-    def pays(self, payload: str, total: int, charge_id: str) -> dict[str, Any]:
+    def pays(self, payload: str, total: int, charge_id: str, *,
+             subscription_expires: int | None = None, first: bool = False,
+             ) -> dict[str, Any]:
+        """A successful_payment; with `subscription_expires` (Unix seconds) one period of a
+        Stars subscription (`is_recurring`, `is_first_recurring` for the first)."""
         self.fake.charges[charge_id] = self.id
-        return self.fake.push({"message": self._message(successful_payment={
+        paid: dict[str, Any] = {
             "currency": "XTR", "total_amount": total, "invoice_payload": payload,
-            "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""})})
+            "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
+        if subscription_expires is not None:
+            paid |= {"subscription_expiration_date": subscription_expires,
+                     "is_recurring": True, "is_first_recurring": first}
+        return self.fake.push({"message": self._message(successful_payment=paid)})
 
 
 @dataclass
@@ -176,6 +188,10 @@ class TelegramFake(FakeServer):
         self.webhook: _Webhook | None = None
         self.charges: dict[str, int] = {}  # telegram_payment_charge_id → the payer (`pays`)
         self.refunds: list[tuple[int, str]] = []  # (user id, charge id) refunded, in order
+        # createInvoiceLink calls (their parameters and the link given); editUserStarSubscription
+        # calls as (user id, charge id, is_canceled).
+        self.invoice_links: list[dict[str, Any]] = []
+        self.subscription_edits: list[tuple[int, str, bool]] = []
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -512,6 +528,31 @@ class TelegramFake(FakeServer):
         ok = str(p.get("ok")).lower() == "true"
         if not ok and not p.get("error_message"):
             raise _Refusal(400, "Bad Request: ERROR_MESSAGE_EMPTY")
+        return True
+
+    async def _m_createInvoiceLink(self, p: dict[str, Any], f: dict[str, int]) -> Any:
+        prices = p.get("prices") or []
+        payload = str(p.get("payload", ""))
+        if p.get("currency") != "XTR" or p.get("provider_token") or len(prices) != 1:
+            raise _Refusal(400, "Bad Request: CURRENCY_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise _Refusal(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
+        period = p.get("subscription_period")
+        if period is not None and int(period) != 2_592_000:
+            raise _Refusal(400, "Bad Request: SUBSCRIPTION_PERIOD_INVALID")
+        if period is not None and int(prices[0]["amount"]) > 10_000:
+            raise _Refusal(400, "Bad Request: SUBSCRIPTION_PRICE_INVALID")
+        link = f"https://t.me/$fake_invoice_{next(self.ids)}"
+        self.invoice_links.append({**p, "link": link})
+        return link
+
+    async def _m_editUserStarSubscription(self, p: dict[str, Any], f: dict[str, int]) -> Any:
+        charge = str(p.get("telegram_payment_charge_id") or "")
+        user = int(p.get("user_id") or 0)
+        if not charge or self.charges.get(charge, user) != user:
+            raise _Refusal(400, "Bad Request: CHARGE_NOT_FOUND")
+        canceled = str(p.get("is_canceled")).lower() == "true"
+        self.subscription_edits.append((user, charge, canceled))
         return True
 
     async def _m_refundStarPayment(self, p: dict[str, Any], f: dict[str, int]) -> Any:

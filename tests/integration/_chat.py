@@ -28,6 +28,7 @@ from handlers import (
     Handlers,
     Inbound,
     Outbound,
+    Plans,
     StarsPayment,
     Text,
     TopUp,
@@ -140,7 +141,8 @@ def chat_config(database: TestDatabase, data_dir: Path, public_url: str,
 async def chatting(database: TestDatabase, tmp_path: Path, *,
                    env: Mapping[str, str] | None = None,
                    providers: Mapping[str, Provider] | None = None,
-                   topup: TopUp | None = None, http: httpx.AsyncClient | None = None,
+                   topup: TopUp | None = None, plans: Plans | None = None,
+                   http: httpx.AsyncClient | None = None,
                    **changes: Any) -> AsyncIterator[Harness]:
     """The app served on a port bound first (the demo calls back through it); no scheduler."""
     clock = FakeClock()
@@ -155,7 +157,8 @@ async def chatting(database: TestDatabase, tmp_path: Path, *,
                 serve(app.web_app, sock=sock):
             handlers = Handlers(ChatDeps(
                 config=app.config, engine=app.engine, wallet=app.wallet, jobs=app.jobs,
-                catalogue=app.catalogue, storage=app.storage, clock=clock, topup=topup))
+                catalogue=app.catalogue, storage=app.storage, clock=clock, topup=topup,
+                plans=plans, memberships=app.payments.memberships))
             yield Harness(app, handlers, clock)
             violations = await app.wallet.audit()
             assert not violations, "\n".join(map(str, violations))

@@ -185,7 +185,8 @@ async def order_a_video(tg: TelegramFake, chat: int) -> None:
         if "confirm" in data:
             user.presses("confirm")
             return
-        choice = next((d for d in data if d.startswith(("model:demo-t2v", "aspect:16:9", "duration:"))), None)
+        wanted = ("model:demo-t2v", "aspect:16:9", "duration:")
+        choice = next((d for d in data if d.startswith(wanted)), None)
         if choice is not None:
             user.presses(choice)
         else:

@@ -277,7 +277,7 @@ async def test_a_photo_over_the_download_limit_is_refused(database: TestDatabase
 async def test_too_many_jobs_names_the_limit_and_writing_unblocks(database: TestDatabase,
                                                                   tmp_path: Path) -> None:
     async with chatting(database, tmp_path,
-                        env={"VIDEOFLY__GENERATION__CONCURRENCY": "{ default = 1 }"}) as h:
+                        env={"VIDEOFLY__TIERS__FREE": "{ concurrency = 1 }"}) as h:
         user = h.user()
         await to_confirm(user)
         uid = await user.id()

@@ -22,7 +22,7 @@ async def test_try_on_with_an_album_of_clothes(database: TestDatabase, tmp_path:
     async with ImageFake() as fake, http_client() as http:
         image = ImageClient(http, api_key=fake.api_key, base_url=fake.url)
         async with chatting(database, tmp_path, http=http, providers={"image": image},
-                            env={"VIDEOFLY__CHAT__TRYON_MAX_CLOTHES": "{ default = 3 }"},
+                            env={"VIDEOFLY__TIERS__FREE": "{ max_clothes = 3 }"},
                             models=(*DEMO_MODELS, TRYON)) as h:
             user = h.user()
             assert "kind:try-on" in choices(await user.send("/generate"))

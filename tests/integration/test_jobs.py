@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.config import GenerationConfig, ModelConfig
+from core.config import GenerationConfig, ModelConfig, TierConfig
 from core.outbox import outbox
 from generation import Catalogue, InvalidChoice, JobService, TooManyJobs, sweeps
 from generation.tables import jobs
@@ -206,7 +206,7 @@ async def test_start_refuses_what_it_cannot_pay_or_allow(pipe: Pipeline,
         assert (await conn.execute(select(func.count()).select_from(
             select(outbox).subquery()))).scalar() == 0
     assert pipe.kie.create_calls == []
-    limited = pipe.with_config(replace(CONFIG, concurrency={"default": 2}))
+    limited = pipe.with_config(replace(CONFIG, tiers={"free": TierConfig(concurrency=2)}))
     await limited.start(uid, "sora-evo", prompt="a")
     await limited.start(uid, "sora-evo", prompt="b")
     with pytest.raises(TooManyJobs):

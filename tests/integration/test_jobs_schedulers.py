@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.config import TierConfig
 from core.outbox import outbox
 from generation import JobService, sweeps
 from storage import LocalStorage
@@ -33,7 +34,7 @@ async def test_two_schedulers_process_each_of_200_jobs_once(
 ) -> None:
     storage = LocalStorage(tmp_path / "media", public_base="http://127.0.0.1:9",
                            link_secret="x" * 32)
-    config = replace(CONFIG, concurrency={"default": JOBS})
+    config = replace(CONFIG, tiers={"free": TierConfig(concurrency=JOBS)})
     async with KieFake() as kie, EvolinkFake(progression=(("pending", 0),)) as evo:
         evo.video_bytes = clip
         first = build_service(engine, wallet, http, kie, evo, storage, clock, config)

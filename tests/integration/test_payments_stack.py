@@ -24,7 +24,15 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.config import Config, PackageConfig, PaymentsConfig, Secrets, TelegramConfig
+from core.config import (
+    Config,
+    MembershipsConfig,
+    PackageConfig,
+    PaymentsConfig,
+    PlanConfig,
+    Secrets,
+    TelegramConfig,
+)
 from core.db import read
 from core.outbox import outbox
 from generation import Catalogue, JobService
@@ -58,9 +66,19 @@ PACKAGES = (
 )
 
 
+PLANS = (
+    PlanConfig(id="plus", tier="plus", credits=300, period_days=30, price=Decimal("9.99"),
+               stars=500, stripe_price_id="price_plus", creem_product_id="prod_plus"),
+    PlanConfig(id="pro", tier="pro", credits=1000, period_days=30, price=Decimal("29.99"),
+               stars=1500, stripe_price_id="price_pro", creem_product_id="prod_pro"),
+)
+
+
 def pay_config(stripe_url: str, creem_url: str, *,
-               packages: tuple[PackageConfig, ...] = PACKAGES) -> Config:
+               packages: tuple[PackageConfig, ...] = PACKAGES,
+               memberships: MembershipsConfig | None = None) -> Config:
     return Config(
+        plans=PLANS, memberships=memberships or MembershipsConfig(),
         telegram=TelegramConfig(admins=(ADMIN_TELEGRAM_ID,)), packages=packages,
         payments=PaymentsConfig(success_url="https://t.me/videofly_bot?start=paid",
                                 cancel_url="https://t.me/videofly_bot", stars=True,
@@ -156,8 +174,9 @@ class PayStack:
 
 @asynccontextmanager
 async def pay_stack(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient,
-                    clock: FakeClock, tmp_path: Path, *,
-                    secrets: Secrets | None = None) -> AsyncIterator[PayStack]:
+                    clock: FakeClock, tmp_path: Path, *, secrets: Secrets | None = None,
+                    memberships: MembershipsConfig | None = None,
+                    ) -> AsyncIterator[PayStack]:
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     async with StripeFake() as stripe_server, CreemFake() as creem_server:
@@ -168,7 +187,8 @@ async def pay_stack(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient
             return True
 
         payments_service = Payments(
-            engine=engine, wallet=wallet, config=pay_config(stripe_server.url, creem_server.url),
+            engine=engine, wallet=wallet,
+            config=pay_config(stripe_server.url, creem_server.url, memberships=memberships),
             secrets=secrets or pay_secrets(), http=http, clock=clock,
             stars_refund=refund_star_payment)
         local = LocalStorage(tmp_path / "media", public_base=url, link_secret=LINK_SECRET,

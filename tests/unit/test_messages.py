@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers import account, errors, notify, topup, videos
+from handlers import account, errors, notify, plan, topup, videos
 from handlers.generate import KINDS
 from handlers.messages import CATALOGUES, LANGUAGES, language_of, t
 from payments import tables as payment_tables
@@ -30,6 +30,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "lang.": LANGUAGES,
     "cmd.": account.USER_COMMANDS,
     "payment_state.": payment_tables.STATES,
+    "tier.": plan.NAMED_TIERS,
+    "membership.": plan.NEWS,
 }
 
 
