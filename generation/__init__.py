@@ -21,6 +21,7 @@ from ._exceptions import (
 from ._records import Job
 from .catalogue import Catalogue, Quote
 from .jobs import ACTIVE, JobService
+from .prompts import clean_prompt
 
 __all__ = [
     "ACTIVE",
@@ -34,4 +35,5 @@ __all__ = [
     "Quote",
     "TooManyJobs",
     "UnknownModel",
+    "clean_prompt",
 ]

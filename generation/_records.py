@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,3 +74,25 @@ async def recent(conn: AsyncConnection, user_id: int, limit: int) -> list[Job]:
     rows = (await conn.execute(select(jobs).where(jobs.c.user_id == user_id)
                                .order_by(jobs.c.id.desc()).limit(limit))).all()
     return [record(r) for r in rows]
+
+
+# The run-time estimate looks at the model's last RUN_TIME_SAMPLE completed jobs among the last
+# RUN_TIME_WINDOW jobs of all models: a bounded walk down the primary key, whatever the table's
+# size, with no index of its own (a model nobody used lately has no estimate, which is right).
+RUN_TIME_SAMPLE = 20
+RUN_TIME_WINDOW = 1000
+
+
+async def median_run_seconds(conn: AsyncConnection, model_id: str, *,
+                             sample: int = RUN_TIME_SAMPLE,
+                             window: int = RUN_TIME_WINDOW) -> float | None:
+    """The median time from creation to delivery of the model's recent completed jobs."""
+    last = (select(jobs.c.id, jobs.c.model_id, jobs.c.state, jobs.c.created_at,
+                   jobs.c.finished_at).order_by(jobs.c.id.desc()).limit(window).subquery())
+    rows = (await conn.execute(
+        select(last.c.created_at, last.c.finished_at)
+        .where(last.c.model_id == model_id, last.c.state == "completed",
+               last.c.finished_at.is_not(None))
+        .order_by(last.c.id.desc()).limit(sample))).all()
+    runs = [(r.finished_at - r.created_at).total_seconds() for r in rows]
+    return statistics.median(runs) if runs else None

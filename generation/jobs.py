@@ -46,6 +46,7 @@ from . import _records as rec
 from ._exceptions import InvalidChoice, NotRetryable, TooManyJobs
 from ._store import store_results
 from .catalogue import PHOTOS, Catalogue
+from .prompts import clean_prompt
 from .tables import jobs
 
 log = logging.getLogger("generation")
@@ -95,7 +96,9 @@ class JobService:
     async def start(self, user_id: int, model_id: str, *, prompt: str,
                     image_keys: Sequence[str] = (), duration: int | None = None,
                     aspect_ratio: str | None = None) -> rec.Job:
-        """Quotes, checks the user's limit, holds the credits and submits the job."""
+        """Quotes, checks the user's limit, holds the credits and submits the job. The prompt
+        is stored and sent without control characters (`clean_prompt`)."""
+        prompt = clean_prompt(prompt)
         quote = self.catalogue.quote(model_id, duration=duration, aspect_ratio=aspect_ratio)
         low, high = PHOTOS[quote.model.kind]
         if not low <= len(image_keys) <= high:
@@ -279,6 +282,12 @@ class JobService:
     async def recent(self, user_id: int, limit: int = 10) -> list[rec.Job]:
         async with read_tx(self.engine) as conn:
             return await rec.recent(conn, user_id, limit)
+
+    async def typical_seconds(self, model_id: str) -> float | None:
+        """The median run time of the model's recent completed jobs, for "about 2 min";
+        None when there is none to go by."""
+        async with read_tx(self.engine) as conn:
+            return await rec.median_run_seconds(conn, model_id)
 
     # --- the one way a job row changes ------------------------------------------------------
 

@@ -69,7 +69,7 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         user = h.user()
         await user.send("/start")
         kinds = await user.press("g")
-        assert choices(kinds) == ["k:text-to-video", "k:image-to-video", "x"]
+        assert choices(kinds) == ["k:text-to-video", "k:image-to-video", "k:try-on", "x"]
         assert "Send the photo" in texts(await user.press("k:image-to-video"))
         assert "Describe what should happen" in texts(await user.photo(PHOTO))
         models = await user.send("a slow pan over a gradient")

@@ -1,0 +1,79 @@
+"""Where a prompt enters a job it loses control characters; a model's recent median run time
+gives the status message its estimate. On the real pipeline (fake kie server, real storage and
+database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from generation._records import median_run_seconds
+from providers._render import render_clip
+from storage import LocalStorage
+from tests.factories import FakeClock, funded_user
+from tests.fakes.evolink import EvolinkFake
+from tests.fakes.kie import KieFake
+from tests.integration.test_jobs import Pipeline, build_service, kie_callback
+from wallet import Wallet
+
+
+@pytest.fixture
+async def pipe(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient, clock: FakeClock,
+               tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """The pipeline of test_jobs: fake kie and evolink servers, local storage."""
+    render_clip(tmp_path / "c.mp4", prompt="result", seconds=1, fps=6, width=160)
+    storage = LocalStorage(tmp_path / "media", public_base="http://127.0.0.1:9",
+                           link_secret="x" * 32)
+    async with KieFake(progression=("generating", "success")) as kie, EvolinkFake() as evo:
+        kie.video_bytes = (tmp_path / "c.mp4").read_bytes()
+        yield Pipeline(build_service(engine, wallet, http, kie, evo, storage, clock),
+                       kie, evo, storage, wallet)
+
+
+async def run(pipe: Pipeline, clock: FakeClock, uid: int, model: str, seconds: float) -> int:
+    job = await pipe.service.start(uid, model, prompt="a cat", duration=10)
+    clock.advance(seconds=seconds)
+    assert job.task_id is not None
+    await kie_callback(pipe, job.id, job.task_id)
+    await kie_callback(pipe, job.id, job.task_id)  # the fake says "generating", then "success"
+    assert (await pipe.service.get(job.id)).state == "completed"
+    return job.id
+
+
+async def test_control_characters_never_reach_the_job_or_the_provider(pipe: Pipeline) -> None:
+    uid = await funded_user(pipe.wallet, 50)
+    job = await pipe.service.start(uid, "sora-kie", duration=10,
+                                   prompt="\x1b[31ma red cat\x1b[0m\x07\nsurfing\r\n")
+    assert job.prompt == "a red cat\nsurfing"
+    assert (await pipe.service.get(job.id)).prompt == "a red cat\nsurfing"
+    assert pipe.kie.create_calls[0]["input"]["prompt"] == "a red cat\nsurfing"
+
+
+async def test_the_estimate_is_the_median_of_recent_completed_runs(
+        pipe: Pipeline, clock: FakeClock, engine: AsyncEngine) -> None:
+    uid = await funded_user(pipe.wallet, 500)
+    assert await pipe.service.typical_seconds("sora-kie") is None  # nothing to go by yet
+    for seconds in (60, 200, 100):
+        await run(pipe, clock, uid, "sora-kie", seconds)
+    assert await pipe.service.typical_seconds("sora-kie") == 100
+    await run(pipe, clock, uid, "sora-kie", 150)
+    assert await pipe.service.typical_seconds("sora-kie") == 125  # even count: the mean of two
+
+    # Another model's runs, failed runs and running jobs do not count.
+    failed = await pipe.service.start(uid, "sora-kie", prompt="x", duration=10)
+    clock.advance(seconds=9999)
+    await pipe.service.fail(failed.id, "provider", "no")
+    await pipe.service.start(uid, "sora-kie", prompt="still running", duration=10)
+    assert await pipe.service.typical_seconds("sora-kie") == 125
+    assert await pipe.service.typical_seconds("sora-evo") is None
+
+    # Only the last `sample` completed runs of the model count, within the last `window` jobs.
+    async with engine.connect() as conn:
+        assert await median_run_seconds(conn, "sora-kie", sample=2) == 125  # 100 and 150
+        assert await median_run_seconds(conn, "sora-kie", sample=1) == 150
+        assert await median_run_seconds(conn, "sora-kie", window=3) == 150
+        assert await median_run_seconds(conn, "sora-kie", window=2) is None
