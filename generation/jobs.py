@@ -259,6 +259,27 @@ class JobService:
                           payload={"job_id": job_id, "reason": reason, "credits": job.credits})
         return True
 
+    async def cancel(self, job_id: int) -> bool:
+        """Cancels the job if the provider has not accepted it yet (no task id: still being
+        submitted, or a submission that never confirmed), giving the credits back; False when
+        it cannot be stopped any more (the provider has it) or has already ended.
+
+        Racing with the submission is safe: `_submit` moves the job on only from "pending",
+        and news from the provider counts only while the job is active, so a task created in
+        the meantime is ignored (its cost is ours, not the user's)."""
+        now = self.clock()
+        async with write_tx(self.engine) as conn:
+            cancelled = (await conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(SUBMITTED),
+                                   jobs.c.task_id.is_(None))
+                .values(state="failed", failure="cancelled", failure_detail="by the user",
+                        finished_at=now, updated_at=now))).rowcount == 1
+            if cancelled:
+                job = await rec.load(conn, job_id)
+                if job.hold_id is not None:
+                    await self.wallet.release(job.hold_id, conn=conn)
+        return cancelled
+
     async def retry_storage(self, job_id: int) -> None:
         """Stores a failed job's result again without a new provider task (or a new charge
         beyond the one for the job): holds the credits again, then stores and settles."""
