@@ -70,7 +70,7 @@ async def saved_file(term: Terminal, lang: str, cwd: Path) -> Path:
     return cwd / line[len(lead):].strip()
 
 
-async def confirm(term: Terminal, lang: str, block: str) -> Path:
+async def confirm(term: Terminal, lang: str, block: str) -> None:
     """Chooses the demo model (and 16:9 where asked), confirms, and waits for the result."""
     assert "Demo" in block
     await term.choose(block, "Demo")
@@ -79,7 +79,6 @@ async def confirm(term: Terminal, lang: str, block: str) -> Path:
         await term.choose(nxt, "16:9")
         nxt = await term.expect(t(lang, "btn.confirm"))
     await term.choose(nxt, t(lang, "btn.confirm"))
-    return nxt
 
 
 def frames(path: Path) -> int:
