@@ -85,8 +85,6 @@ TEXTS: dict[str, str] = {
                              "Please send a smaller one.",
     # --- job status and results ---------------------------------------------------------------
     "status.queued": "⏳ #{job_id} is queued…",
-    "status.generating": "🎬 #{job_id} is being generated…",
-    "status.generating_pct": "🎬 #{job_id} is being generated… {progress}%",
     "status.uploading": "📦 #{job_id} is almost ready…",
     "done.caption": "#{job_id} · {model} · {credits} credits spent · balance {balance}",
     "done.link": "The file is too large to send here. Download it:",
@@ -244,4 +242,19 @@ TEXTS: dict[str, str] = {
     "console.failed": "That could not be shown here: {reason}",
     "console.bye": "Bye!",
     "console.log": "(log: {path})",
+    # --- the first hour (issue 13): plural forms, the status line, try-on wording ----------
+    "n.credits#one": "{count} credit",
+    "n.credits#other": "{count} credits",
+    "thing.video": "video",
+    "thing.image": "image",
+    "status.making": "🎬 #{job_id}: making your {thing}…",
+    "status.progress": "{progress}%",
+    "status.elapsed#one": "{count} minute so far",
+    "status.elapsed#other": "{count} minutes so far",
+    "status.estimate#one": "usually about {count} minute",
+    "status.estimate#other": "usually about {count} minutes",
+    "status.estimate_short": "usually under a minute",
+    "status.delivered": "✅ #{job_id} delivered",
+    "status.failed": "❌ #{job_id} failed, {credits} back",
+    "status.cancelled": "✖ #{job_id} cancelled, {credits} back",
 }

@@ -78,8 +78,6 @@ TEXTS: dict[str, str] = {
     "photo.too_many_pixels": "图片太大（{megapixels} 百万像素），请发送小一点的图片。",
     # --- job status and results ---------------------------------------------------------------
     "status.queued": "⏳ #{job_id} 排队中…",
-    "status.generating": "🎬 #{job_id} 生成中…",
-    "status.generating_pct": "🎬 #{job_id} 生成中… {progress}%",
     "status.uploading": "📦 #{job_id} 马上就好…",
     "done.caption": "#{job_id} · {model} · 花费 {credits} 积分 · 余额 {balance}",
     "done.link": "文件太大，无法在这里发送。请点击下载：",
@@ -229,4 +227,16 @@ TEXTS: dict[str, str] = {
     "console.failed": "无法在这里显示：{reason}",
     "console.bye": "再见！",
     "console.log": "（日志：{path}）",
+    # --- the first hour (issue 13): plural forms, the status line, try-on wording ----------
+    "n.credits#other": "{count} 积分",
+    "thing.video": "视频",
+    "thing.image": "图片",
+    "status.making": "🎬 #{job_id}：正在制作你的{thing}…",
+    "status.progress": "{progress}%",
+    "status.elapsed#other": "已用 {count} 分钟",
+    "status.estimate#other": "通常约 {count} 分钟",
+    "status.estimate_short": "通常不到一分钟",
+    "status.delivered": "✅ #{job_id} 已送达",
+    "status.failed": "❌ #{job_id} 失败，{credits}已退回",
+    "status.cancelled": "✖ #{job_id} 已取消，{credits}已退回",
 }
