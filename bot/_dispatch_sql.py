@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import is_postgres, read_tx, write_tx
 from core.outbox import outbox
@@ -224,9 +225,20 @@ class StatusRow:
     shown: str
 
 
+# A job that ended gets one last edit of its status message (the outcome: delivered, failed or
+# cancelled with the credits back) if it ended within this window; older ones are left alone.
+FINAL_EDIT_WINDOW = timedelta(hours=1)
+FINAL_KEYS = ("delivered", "failed", "cancelled")
+
+
 async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: int,
-                      limit: int) -> list[StatusRow]:
-    """Status messages of running jobs on `channels`, by job id from `after` on."""
+                      limit: int, ended_since: datetime | None = None) -> list[StatusRow]:
+    """Status messages on `channels`, by job id from `after` on: of running jobs, and of jobs
+    that ended since `ended_since` whose message does not show the outcome yet."""
+    live: ColumnElement[bool] = jobs.c.state.in_(ACTIVE)
+    if ended_since is not None:
+        live = or_(live, and_(jobs.c.finished_at >= ended_since,
+                              job_messages.c.shown.not_in(FINAL_KEYS)))
     if not channels:
         return []
     async with read_tx(engine) as conn:
@@ -235,7 +247,7 @@ async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: in
                    job_messages.c.address, job_messages.c.message_id, job_messages.c.shown)
             .join(jobs, jobs.c.id == job_messages.c.job_id)
             .outerjoin(chats, chats.c.user_id == jobs.c.user_id)
-            .where(jobs.c.state.in_(ACTIVE), job_messages.c.channel.in_(list(channels)),
+            .where(live, job_messages.c.channel.in_(list(channels)),
                    job_messages.c.job_id > after, chats.c.blocked_at.is_(None))
             .order_by(job_messages.c.job_id).limit(limit))).all()
     return [StatusRow(*r) for r in rows]

@@ -72,8 +72,7 @@ TEXTS: dict[str, str] = {
     "gen.duration": "How long should it be?",
     "duration.label": "{seconds} s · {credits} credits",
     "gen.aspect": "Which shape?",
-    "gen.confirm": "{kind} with {model}{details}\nCost: {cost} credits\n"
-                   "Balance now: {balance}\nBalance after: {after}",
+    "gen.confirm": "{kind} with {model}{details}\nCost: {cost}\nBalance now: {balance}",
     "gen.details": " ({details})",
     "gen.seconds": "{seconds} s",
     "gen.photos_gone": "The photos of that job are no longer stored. Please start a new one.",
@@ -257,4 +256,13 @@ TEXTS: dict[str, str] = {
     "status.delivered": "✅ #{job_id} delivered",
     "status.failed": "❌ #{job_id} failed, {credits} back",
     "status.cancelled": "✖ #{job_id} cancelled, {credits} back",
+    "gen.after": "Balance after: {after}",
+    "gen.short#one": "You are {count} credit short: top up or check in, then confirm.",
+    "gen.short#other": "You are {count} credits short: top up or check in, then confirm.",
+    "free.cancel_hint": "(Type your answer; /cancel stops.)",
+    "redeem.ask": "Type the code to redeem.",
+    "cancel.job_stopped": "#{job_id} was not started yet, so it is cancelled: your {credits} "
+                          "are back.",
+    "cancel.job_running": "#{job_id} is already being made and cannot be stopped; your {thing} "
+                          "will arrive here (if it fails, the credits come back).",
 }

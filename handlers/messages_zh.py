@@ -67,8 +67,7 @@ TEXTS: dict[str, str] = {
     "gen.duration": "视频要多长？",
     "duration.label": "{seconds} 秒 · {credits} 积分",
     "gen.aspect": "选择画面比例：",
-    "gen.confirm": "{kind}，模型 {model}{details}\n费用：{cost} 积分\n"
-                   "当前余额：{balance}\n完成后余额：{after}",
+    "gen.confirm": "{kind}，模型 {model}{details}\n费用：{cost}\n当前余额：{balance}",
     "gen.details": "（{details}）",
     "gen.seconds": "{seconds} 秒",
     "gen.photos_gone": "该任务的照片已不再保存，请重新开始。",
@@ -239,4 +238,11 @@ TEXTS: dict[str, str] = {
     "status.delivered": "✅ #{job_id} 已送达",
     "status.failed": "❌ #{job_id} 失败，{credits}已退回",
     "status.cancelled": "✖ #{job_id} 已取消，{credits}已退回",
+    "gen.after": "确认后余额：{after}",
+    "gen.short#other": "还差 {count} 积分：请先充值或签到，再来确认。",
+    "free.cancel_hint": "（请直接输入；发送 /cancel 可取消。）",
+    "redeem.ask": "请输入兑换码。",
+    "cancel.job_stopped": "#{job_id} 尚未开始，已取消：{credits}已退回。",
+    "cancel.job_running": "#{job_id} 已在制作中，无法停止；{thing}完成后会发到这里"
+                          "（如果失败，积分会退回）。",
 }

@@ -37,7 +37,7 @@ from .messages import language_of, t
 from .status import status_key, status_text
 from .tables import job_messages
 from .types import Media, Outbound, Text
-from .ui import button
+from .ui import button, menu_text
 
 __all__ = ["REASONS", "model_name", "remember_status", "render", "result_media", "user_lang"]
 
@@ -73,9 +73,12 @@ def result_media(deps: ChatDeps, lang: str, job: Job, caption: str) -> list[Outb
 
 async def render(deps: ChatDeps, user_id: int, kind: str,
                  payload: dict[str, Any]) -> list[Outbound]:
+    """The notification, then the main menu: news ends whatever flow it belonged to, and the
+    numbers the user types next answer the menu they see last (issue 13)."""
     lang = await user_lang(deps, user_id)
     try:
-        return await _render(deps, lang, user_id, kind, payload)
+        out = await _render(deps, lang, user_id, kind, payload)
+        return [*out, menu_text(lang)] if out else out
     except (KeyError, TypeError, ValueError) as exc:
         log.error("outbox %s for user %s: unusable payload (%r); not sent", kind, user_id, exc)
         return []
@@ -127,27 +130,30 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
 
 
 async def job_status(deps: ChatDeps, job_id: int) -> tuple[str, Text] | None:
+    """The job's status line now and its key; None for a job that is gone."""
     try:
         job = await deps.jobs.get(job_id)
     except JobNotFound:
         return None
-    key = status_key(job)
-    if key is None:
-        return None
     lang = await user_lang(deps, job.user_id)
-    return key, Text(text=status_text(lang, job))
+    now = deps.clock()
+    typical = await deps.jobs.typical_seconds(job.model_id)
+    return status_key(job, now=now), Text(text=status_text(lang, job, now=now,
+                                                            typical=typical))
 
 
 async def remember_status(engine: AsyncEngine, job_id: int, *, channel: str, address: str,
-                          message_id: str, now: datetime) -> None:
-    """Upserts the job's status message (a re-sent status message replaces the old one)."""
+                          message_id: str, now: datetime, shown: str = "") -> None:
+    """Upserts the job's status message (a re-sent status message replaces the old one);
+    `shown` is the key of what it shows, so the first edit is a change, never the same text
+    again (which Telegram refuses with "message is not modified")."""
     dialect = postgresql if is_postgres(engine) else sqlite
     stmt = dialect.insert(job_messages).values(
-        job_id=job_id, channel=channel, address=address, message_id=message_id, shown="",
+        job_id=job_id, channel=channel, address=address, message_id=message_id, shown=shown,
         updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[job_messages.c.job_id],
-        set_={"channel": channel, "address": address, "message_id": message_id, "shown": "",
+        set_={"channel": channel, "address": address, "message_id": message_id, "shown": shown,
               "updated_at": now})
     async with write_tx(engine) as conn:
         await conn.execute(stmt)

@@ -22,17 +22,18 @@ from tests.integration._chat import PHOTO, ROOT, User, chatting, choices, texts
 SHIPPED = load_config(ROOT / "config.toml", environ={}).models
 
 
-async def order_try_on(user: User, model: str) -> int:
-    assert "k:try-on" in choices(await user.send("/generate"))
-    await user.press("k:try-on")
+async def order_try_on(user: User, model: str, status_says: str) -> int:
+    assert "kind:try-on" in choices(await user.send("/generate"))
+    await user.press("kind:try-on")
     await user.photo(PHOTO)  # the person
     assert "done" in choices(await user.photo(PHOTO))  # one garment
     await user.press("done")
     models = await user.send("影棚照片 \x1b[1mstudio\x1b[0m photo")
-    assert choices(models) == [f"m:{model}", "x"]  # the other try-on model is not offered
-    confirm = await user.press(f"m:{model}")
+    assert choices(models) == [f"model:{model}", "cancel"]  # the other one is not offered
+    confirm = await user.press(f"model:{model}")
     assert "Virtual try-on" in texts(confirm)
-    [status] = await user.press("go")
+    [status] = await user.press("confirm")
+    assert status_says in texts([status])
     job_id = status.track_job  # type: ignore[union-attr]
     assert job_id is not None
     return job_id
@@ -42,7 +43,7 @@ async def test_the_shipped_config_makes_a_try_on_picture_offline(database: TestD
                                                                  tmp_path: Path) -> None:
     async with chatting(database, tmp_path) as h:
         user = h.user()
-        job = await h.finished(await order_try_on(user, "demo-tryon"))
+        job = await h.finished(await order_try_on(user, "demo-tryon", "making your image"))
         assert (job.state, job.provider, job.kind) == ("completed", "demo", "try-on")
         assert job.prompt == "影棚照片 studio photo"  # stored without the escape codes
         assert job.thumbnail_key is None
@@ -67,7 +68,7 @@ async def test_with_a_gateway_the_same_flow_uses_the_image_model(database: TestD
         async with chatting(database, tmp_path, http=http, providers={"image": image},
                             models=models) as h:
             user = h.user()
-            job = await h.finished(await order_try_on(user, "tryon-image"))
+            job = await h.finished(await order_try_on(user, "tryon-image", "delivered"))
             assert (job.state, job.provider) == ("completed", "image")
             [key] = job.result_keys or []
             assert isinstance(h.app.storage, LocalStorage)

@@ -84,7 +84,7 @@ async def test_make_a_failed_job_again(database: TestDatabase, tmp_path: Path) -
         assert "it took too long" in texts(await h.news(uid, "job.failed"))
         assert choices(await user.send("/videos")) == [f"video:again:{job_id}"]
         question = await user.press(f"va:{job_id}")
-        assert "Cost: 1 credits" in texts(question)
+        assert "Cost: 1 credit\n" in texts(question)
         assert "Balance after: 9" in texts(question)
         assert (await user.chat()).step is Step.CONFIRM
         again = await confirm(user)
