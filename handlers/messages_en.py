@@ -85,16 +85,16 @@ TEXTS: dict[str, str] = {
     # --- job status and results ---------------------------------------------------------------
     "status.queued": "⏳ #{job_id} is queued…",
     "status.uploading": "📦 #{job_id} is almost ready…",
-    "done.caption": "#{job_id} · {model} · {credits} credits spent · balance {balance}",
+    "done.caption": "#{job_id} · {model} · {credits} spent · balance {balance}",
     "done.link": "The file is too large to send here. Download it:",
-    "fail.text": "#{job_id} failed: {reason}\nYour {credits} credits are back.",
-    "reason.provider": "the video service could not make it (try another prompt or photo)",
-    "reason.rejected": "the video service did not accept the request",
+    "fail.text": "#{job_id} failed: {reason}\n{back}",
+    "reason.provider": "the service could not make it (try another prompt or photo)",
+    "reason.rejected": "the service did not accept the request",
     "reason.storage": "the result could not be saved",
     "reason.deadline": "it took too long",
     "reason.other": "something went wrong",
     # --- balance, history, videos -------------------------------------------------------------
-    "balance.text": "Available: {available} credits\nReserved for running jobs: {held}",
+    "balance.text": "Available: {available}\nReserved for running jobs: {held}",
     "balance.expiring": "{credits} of them expire by {date}.",
     "balance.debt": "You owe {debt} credits; they are taken from your next credits.",
     "history.empty": "No credit history yet.",
@@ -123,7 +123,7 @@ TEXTS: dict[str, str] = {
     "state.completed": "done",
     "state.failed": "failed",
     # --- earning credits ----------------------------------------------------------------------
-    "checkin.done": "Checked in: +{credits} credits. Balance: {balance}.",
+    "checkin.done": "Checked in: +{credits}. Balance: {balance}.",
     "checkin.already": "You already checked in today. Next check-in from {when}.",
     "checkin.off": "Daily check-in is not available.",
     "redeem.usage": "Send the code like this: /redeem CODE",
@@ -153,8 +153,8 @@ TEXTS: dict[str, str] = {
     "pay.item": "{credits} VideoFly credits",
     "pay.item_description": "{credits} credits for making videos, valid for {days} days.",
     "pay.item_description_forever": "{credits} credits for making videos; they never expire.",
-    "note.admin_granted": "Support added {credits} credits. Balance: {balance}.",
-    "note.admin_deducted": "Support took back {credits} credits. Balance: {balance}.",
+    "note.admin_granted": "Support added {credits}. Balance: {balance}.",
+    "note.admin_deducted": "Support took back {credits}. Balance: {balance}.",
     "note.reason": "Reason: {reason}",
     "note.admin_dispute": "Dispute at {provider}: order {order_id}, user #{user_id}, "
                           "{credits} credits.",
@@ -205,7 +205,7 @@ TEXTS: dict[str, str] = {
     # --- errors -------------------------------------------------------------------------------
     "err.insufficient": "You need {needed} credits but have {available}: {missing} more. "
                         "Get credits with /checkin, /redeem CODE or /topup.",
-    "err.too_many_jobs": "You already have {limit} videos in progress, the most at once. "
+    "err.too_many_jobs": "You already have the most jobs in progress at once ({limit}). "
                          "Please wait for one to finish.",
     "err.unknown_model": "That model is no longer available. Please choose again.",
     "err.invalid_choice": "That choice is not available for this model.",
@@ -265,4 +265,8 @@ TEXTS: dict[str, str] = {
                           "are back.",
     "cancel.job_running": "#{job_id} is already being made and cannot be stopped; your {thing} "
                           "will arrive here (if it fails, the credits come back).",
+    "console.no_file": "No file at {path}",
+    "fail.back#one": "Your {count} credit is back.",
+    "fail.back#other": "Your {count} credits are back.",
+    "history.settled": "{date} #{job_id} done: {credits} spent → {balance}",
 }

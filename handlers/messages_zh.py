@@ -78,16 +78,16 @@ TEXTS: dict[str, str] = {
     # --- job status and results ---------------------------------------------------------------
     "status.queued": "⏳ #{job_id} 排队中…",
     "status.uploading": "📦 #{job_id} 马上就好…",
-    "done.caption": "#{job_id} · {model} · 花费 {credits} 积分 · 余额 {balance}",
+    "done.caption": "#{job_id} · {model} · 花费 {credits} · 余额 {balance}",
     "done.link": "文件太大，无法在这里发送。请点击下载：",
-    "fail.text": "#{job_id} 失败：{reason}\n{credits} 积分已退回。",
-    "reason.provider": "视频服务未能生成（请换个描述或照片试试）",
-    "reason.rejected": "视频服务没有接受这个请求",
+    "fail.text": "#{job_id} 失败：{reason}\n{back}",
+    "reason.provider": "服务未能生成（请换个描述或照片试试）",
+    "reason.rejected": "服务没有接受这个请求",
     "reason.storage": "结果未能保存",
     "reason.deadline": "用时太长",
     "reason.other": "出了点问题",
     # --- balance, history, videos -------------------------------------------------------------
-    "balance.text": "可用：{available} 积分\n进行中任务占用：{held}",
+    "balance.text": "可用：{available}\n进行中任务占用：{held}",
     "balance.expiring": "其中 {credits} 积分将于 {date} 前过期。",
     "balance.debt": "你欠 {debt} 积分，将从下次获得的积分中扣除。",
     "history.empty": "还没有积分记录。",
@@ -116,7 +116,7 @@ TEXTS: dict[str, str] = {
     "state.completed": "已完成",
     "state.failed": "失败",
     # --- earning credits ----------------------------------------------------------------------
-    "checkin.done": "签到成功：+{credits} 积分。余额：{balance}。",
+    "checkin.done": "签到成功：+{credits}。余额：{balance}。",
     "checkin.already": "今天已经签到过了。下次签到时间：{when}。",
     "checkin.off": "暂不支持每日签到。",
     "redeem.usage": "请这样发送兑换码：/redeem 兑换码",
@@ -145,8 +145,8 @@ TEXTS: dict[str, str] = {
     "pay.item": "{credits} VideoFly 积分",
     "pay.item_description": "{credits} 积分，用于生成视频，{days} 天内有效。",
     "pay.item_description_forever": "{credits} 积分，用于生成视频，永久有效。",
-    "note.admin_granted": "客服为你增加了 {credits} 积分。余额：{balance}。",
-    "note.admin_deducted": "客服收回了 {credits} 积分。余额：{balance}。",
+    "note.admin_granted": "客服为你增加了 {credits}。余额：{balance}。",
+    "note.admin_deducted": "客服收回了 {credits}。余额：{balance}。",
     "note.reason": "原因：{reason}",
     "note.admin_dispute": "{provider} 上的争议：订单 {order_id}，"
                           "用户 #{user_id}，{credits} 积分。",
@@ -195,7 +195,7 @@ TEXTS: dict[str, str] = {
     # --- errors -------------------------------------------------------------------------------
     "err.insufficient": "需要 {needed} 积分，你有 {available}，还差 {missing}。"
                         "可以通过 /checkin、/redeem 兑换码 或 /topup 获得积分。",
-    "err.too_many_jobs": "你已有 {limit} 个视频在制作中，已达上限。请等其中一个完成。",
+    "err.too_many_jobs": "同时制作中的任务已达上限（{limit}）。请等其中一个完成。",
     "err.unknown_model": "该模型已不可用，请重新选择。",
     "err.invalid_choice": "该模型不支持这个选项。",
     "err.not_found": "找不到该内容。",
@@ -245,4 +245,7 @@ TEXTS: dict[str, str] = {
     "cancel.job_stopped": "#{job_id} 尚未开始，已取消：{credits}已退回。",
     "cancel.job_running": "#{job_id} 已在制作中，无法停止；{thing}完成后会发到这里"
                           "（如果失败，积分会退回）。",
+    "console.no_file": "找不到文件：{path}",
+    "fail.back#other": "{count} 积分已退回。",
+    "history.settled": "{date} #{job_id} 完成：花费 {credits} → {balance}",
 }

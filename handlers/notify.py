@@ -33,7 +33,7 @@ from wallet.tables import users
 
 from .choices import Choice
 from .deps import ChatDeps
-from .messages import language_of, t
+from .messages import language_of, t, tn
 from .status import status_key, status_text
 from .tables import job_messages
 from .types import Media, Outbound, Text
@@ -96,12 +96,14 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
     if kind == "job.completed":
         job = await deps.jobs.get(int(p["job_id"]))
         caption = t(lang, "done.caption", job_id=job.id, model=model_name(deps, job.model_id),
-                    credits=int(p["credits"]), balance=await _balance(deps, user_id))
+                    credits=tn(lang, "n.credits", int(p["credits"])),
+                    balance=await _balance(deps, user_id))
         return result_media(deps, lang, job, caption)
     if kind == "job.failed":
         job_id = int(p["job_id"])
         reason = t(lang, REASONS.get(str(p["reason"]), "reason.other"))
-        text = t(lang, "fail.text", job_id=job_id, reason=reason, credits=int(p["credits"]))
+        text = t(lang, "fail.text", job_id=job_id, reason=reason,
+                 back=tn(lang, "fail.back", int(p["credits"])))
         job = await deps.jobs.get(job_id)
         retry = Choice("video", ("retry", str(job_id)))
         rows = ((button(lang, "btn.retry", retry, job_id=job_id),),) if job.retryable else ()
@@ -121,7 +123,8 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
                             credits=int(p["credits"])))]
     if kind in ("admin.granted", "admin.deducted"):
         key = "note.admin_granted" if kind == "admin.granted" else "note.admin_deducted"
-        lines = [t(lang, key, credits=int(p["credits"]), balance=await _balance(deps, user_id))]
+        lines = [t(lang, key, credits=tn(lang, "n.credits", int(p["credits"])),
+                    balance=await _balance(deps, user_id))]
         if p.get("reason"):
             lines.append(t(lang, "note.reason", reason=str(p["reason"])))
         return [Text(text="\n".join(lines))]

@@ -17,7 +17,7 @@ import av
 import pytest
 from PIL import Image
 
-from handlers.messages import t
+from handlers.messages import t, tn
 from providers._compose import BAND, COLUMN, PERSON
 from tests.e2e.conftest import jpeg
 from tests.e2e.test_console import WAIT, Terminal
@@ -141,4 +141,5 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
 
         # Three jobs at 1 credit each, from the 10 free credits.
         await term.type("/balance")
-        await term.expect(t(lang, "balance.text", available=7, held=0))
+        await term.expect(t(lang, "balance.text", available=tn(lang, "n.credits", 7),
+                                 held=tn(lang, "n.credits", 0)))

@@ -191,7 +191,7 @@ async def test_first_contact_to_a_delivered_video(database: TestDatabase, tmp_pa
         balance = await stack.app.wallet.balance(uid)
         assert (balance.available, balance.held) == (11, 0)
         answer = await alice.says("/balance")
-        assert t("en", "balance.text", available=11, held=0) in texts(answer)
+        assert t("en", "balance.text", available="11 credits", held="0 credits") in texts(answer)
         # The status message was the one the dispatcher kept up to date.
         edits = tg.of("editMessageText", 1001)
         assert all(e.params["message_id"] == status_message for e in edits)
@@ -221,7 +221,7 @@ async def test_short_of_credits_cancel_and_a_failed_job(database: TestDatabase,
         await bob.makes_a_video()
         await bob.presses("go")  # 1 credit held; the provider refuses at once
         await tg.wait_for("sendMessage", chat_id=2002, within=WAIT,
-                                     where=lambda c: "credits are back" in c.params["text"])
+                                     where=lambda c: "are back" in c.params["text"])
         assert (await stack.app.wallet.balance(uid)).available == 1
 
         await stack.app.wallet.hold(uid, 1, ref="elsewhere")  # now nothing is left

@@ -103,7 +103,7 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         assert job.result_keys is not None
         assert video.key == job.result_keys[0]
         assert video.thumbnail_key == job.thumbnail_key
-        assert "1 credits spent" in video.caption
+        assert "1 credit spent" in video.caption
         assert "balance 9" in video.caption
         # The status message ends with the outcome.
         ended = Text(text=f"✅ #{job_id} delivered")
@@ -296,7 +296,7 @@ async def test_too_many_jobs_names_the_limit_and_writing_unblocks(database: Test
             await conn.execute(update(chats).where(chats.c.user_id == uid).values(
                 blocked_at=now))
         out = texts(await user.press("go"))
-        assert "already have 1 videos in progress" in out
+        assert "most jobs in progress at once (1)" in out
         assert (await user.chat()).step is Step.CONFIRM
         async with h.app.engine.connect() as conn:
             blocked = (await conn.execute(select(chats.c.blocked_at, chats.c.last_seen_at)

@@ -53,7 +53,7 @@ async def test_retry_a_job_whose_result_could_not_be_stored(database: TestDataba
         [news] = await h.news(uid, "job.failed")
         assert isinstance(news, Text)
         assert "the result could not be saved" in news.text
-        assert "1 credits are back" in news.text
+        assert "Your 1 credit is back" in news.text
         assert choices([news]) == [f"video:retry:{job_id}"]
         assert await user.available() == 10
         assert choices(await user.send("/videos")) == [f"video:retry:{job_id}"]

@@ -121,9 +121,10 @@ def test_every_key_in_the_catalogue_is_used() -> None:
 
 
 def test_t_fills_in_and_falls_back_to_english() -> None:
-    assert t("en", "checkin.done", credits=2, balance=12) == \
+    assert t("en", "checkin.done", credits=tn("en", "n.credits", 2), balance=12) == \
         "Checked in: +2 credits. Balance: 12."
-    assert t("zh", "checkin.done", credits=2, balance=12) == "签到成功：+2 积分。余额：12。"
+    assert t("zh", "checkin.done", credits=tn("zh", "n.credits", 2), balance=12) == \
+        "签到成功：+2 积分。余额：12。"
     assert t("fr", "cancelled") == "Cancelled."
     with pytest.raises(KeyError):
         t("en", "checkin.done")  # a placeholder not given is a bug, not a blank
