@@ -10,8 +10,8 @@ from __future__ import annotations
 TEXTS: dict[str, str] = {
     # --- first contact, menus, general --------------------------------------------------------
     "welcome": "Welcome to VideoFly! Send a photo and a few words, and get a video back.",
-    "welcome.bonus": "You have {credits} free credits to start, valid until {date}.",
-    "welcome.bonus_forever": "You have {credits} free credits to start.",
+    "welcome.bonus": "You have {credits} to start, free, valid until {date}.",
+    "welcome.bonus_forever": "You have {credits} to start, free.",
     "menu.prompt": "What would you like to do?",
     "menu.hint": "Choose from the menu, or send /help.",
     "unknown": "Sorry, I don't know that command. Send /help to see what I can do.",

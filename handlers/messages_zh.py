@@ -5,8 +5,8 @@ from __future__ import annotations
 TEXTS: dict[str, str] = {
     # --- first contact, menus, general --------------------------------------------------------
     "welcome": "欢迎使用 VideoFly！发送一张照片和几句话，就能得到一段视频。",
-    "welcome.bonus": "送你 {credits} 个免费积分，有效期至 {date}。",
-    "welcome.bonus_forever": "送你 {credits} 个免费积分。",
+    "welcome.bonus": "免费送你 {credits}，有效期至 {date}。",
+    "welcome.bonus_forever": "免费送你 {credits}。",
     "menu.prompt": "想做点什么？",
     "menu.hint": "请从菜单中选择，或发送 /help。",
     "unknown": "抱歉，我不认识这个命令。发送 /help 查看我能做什么。",

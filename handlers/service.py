@@ -52,7 +52,7 @@ from . import account, admin, generate, notify, state, stats, topup, videos
 from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
 from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
 from .errors import error_text
-from .messages import language_of, t
+from .messages import language_of, t, tn
 from .running import jobs_on_cancel
 from .state import Chat, Draft, Step
 from .status import status_key
@@ -185,10 +185,12 @@ class Handlers:
                                                  source="bonus", key=f"bonus:{ctx.user_id}",
                                                  expires_at=expires)
             if grant.created and expires is not None:
-                lines.append(t(ctx.lang, "welcome.bonus", credits=grant.credits,
+                lines.append(t(ctx.lang, "welcome.bonus",
+                               credits=tn(ctx.lang, "n.credits", grant.credits),
                                date=account.local(self.deps, expires)))
             elif grant.created:
-                lines.append(t(ctx.lang, "welcome.bonus_forever", credits=grant.credits))
+                lines.append(t(ctx.lang, "welcome.bonus_forever",
+                               credits=tn(ctx.lang, "n.credits", grant.credits)))
         if not await state.create(self.deps.engine, ctx.user_id, now):
             return []  # another instance is saying welcome
         return [Text(text="\n".join(lines)), menu_text(ctx.lang)]

@@ -45,7 +45,7 @@ async def test_first_contact_welcomes_once_and_grants_the_bonus_once(
         user = h.user()
         out = await user.send("/start")
         assert "Welcome to VideoFly" in texts(out)
-        assert "10 free credits" in texts(out)
+        assert "You have 10 credits to start, free" in texts(out)
         assert "2026-03-31" in texts(out)
         assert "generate" in choices(out)  # the main menu
         assert await user.available() == 10
