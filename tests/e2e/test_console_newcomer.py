@@ -1,13 +1,16 @@
 """The first hour in the terminal, as a newcomer meets it: `videofly chat` from the shipped
 config.toml in a fresh directory, typed lines on stdin, the printed conversation on stdout.
 All three kinds of job, offline, in English and in Chinese: text to video (a Chinese prompt
-with an emoji and a terminal colour code), photo to video, and a virtual try-on whose picture
-is saved as a JPEG. On the test database (SQLite, or PostgreSQL when named)."""
+with an emoji and a terminal colour code), photo to video (a mistyped path first, and "1" as
+the prompt), and a virtual try-on whose picture is saved as a JPEG. After each result the
+main menu comes back and its numbers start the next job; /redeem then the code works; the
+prompt step shows no numbered choice. On the test database (SQLite, or PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,7 +77,7 @@ async def confirm(term: Terminal, lang: str, block: str) -> None:
     """Chooses the demo model (and 16:9 where asked), confirms, and waits for the result."""
     assert "Demo" in block
     await term.choose(block, "Demo")
-    nxt = await term.expect("\n  1. ")
+    nxt = await term.expect("\n1. ")
     if t(lang, "gen.aspect") in nxt:
         await term.choose(nxt, "16:9")
         nxt = await term.expect(t(lang, "btn.confirm"))
@@ -108,21 +111,27 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         assert clip.suffix == ".mp4"
         assert frames(clip) > 0
 
-        # Photo to video.
-        await term.type("/generate")
+        # Photo to video, from the menu that came back after the clip.
+        menu = await term.expect(t(lang, "menu.prompt"))
+        await term.choose(menu, t(lang, "btn.generate"))
         await term.choose(await term.expect(t(lang, "gen.kind")),
                           t(lang, "kind.image-to-video"))
         await term.expect(t(lang, "gen.photo"))
+        await term.type("/no/such/dir/me.jpg")  # absolute, mistyped
+        await term.expect(t(lang, "console.no_file", path="/no/such/dir/me.jpg"))
+        await term.type("photos/me.jpg")  # relative, mistyped
+        await term.expect(t(lang, "console.no_file", path="photos/me.jpg"))
         await term.type(str(person))
-        await term.expect(t(lang, "gen.prompt"))
-        await term.type("a slow pan")
+        prompt = await term.expect(t(lang, "gen.prompt"))
+        assert "1. " not in prompt  # no numbered choice at a free-text step
+        await term.type("1")  # the prompt, not a menu choice
         await confirm(term, lang, await term.expect(t(lang, "gen.model")))
         clip = await saved_file(term, lang, tmp_path)
         assert clip.suffix == ".mp4"
         assert frames(clip) > 0
 
         # Virtual try-on: a person, a garment, Done, the look, the model.
-        await term.type("/generate")
+        await term.choose(await term.expect(t(lang, "menu.prompt")), t(lang, "btn.generate"))
         await term.choose(await term.expect(t(lang, "gen.kind")), t(lang, "kind.try-on"))
         await term.expect(t(lang, "gen.person"))
         await term.type(str(person))
@@ -139,7 +148,21 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
             assert img.format == "JPEG"
             assert img.size == (PERSON[0] + COLUMN, PERSON[1] + BAND)
 
-        # Three jobs at 1 credit each, from the 10 free credits.
+        await term.expect(t(lang, "menu.prompt"))
+
+        # /redeem, then the code on its own line (the terminal's user is its operator).
+        await term.type("/code 5")
+        lead = t(lang, "admin.code", code="@", credits=5, uses=1, expiry="").split("@")[0]
+        made = await term.expect(lead)
+        found = re.search(re.escape(lead) + r"([A-Z0-9-]{4,32})", made)
+        assert found is not None, made
+        code = found.group(1)
+        await term.type("/redeem")
+        await term.expect(t(lang, "redeem.ask"))
+        await term.type(code)
+        await term.expect(t(lang, "redeem.done", credits=5, balance=12))
+
+        # Three jobs at 1 credit each, from the 10 free credits, and the code's 5.
         await term.type("/balance")
-        await term.expect(t(lang, "balance.text", available=tn(lang, "n.credits", 7),
+        await term.expect(t(lang, "balance.text", available=tn(lang, "n.credits", 12),
                                  held=tn(lang, "n.credits", 0)))
