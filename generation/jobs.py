@@ -58,6 +58,7 @@ ACTIVE = ("pending", "generating", "uploading")
 # arrive before create_task has returned, when the job is not yet marked generating.
 SUBMITTED = ("pending", "generating")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
+TYPICAL_TTL = timedelta(seconds=60)  # how long a model's median run time is remembered
 MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
 
 
@@ -76,6 +77,7 @@ class JobService:
         self._public_url = public_url.rstrip("/")
         self._secret = callback_secret.encode()
         self._allow = frozenset(config.allow_hosts)
+        self._typical: dict[str, tuple[datetime, float | None]] = {}  # model → (when, median)
 
     # --- references ------------------------------------------------------------------------
 
@@ -306,9 +308,16 @@ class JobService:
 
     async def typical_seconds(self, model_id: str) -> float | None:
         """The median run time of the model's recent completed jobs, for "about 2 min";
-        None when there is none to go by."""
+        None when there is none to go by. Remembered for `TYPICAL_TTL` per model:
+        the dispatcher asks on every status pass, and a median moves slowly."""
+        now = self.clock()
+        known = self._typical.get(model_id)
+        if known is not None and now - known[0] < TYPICAL_TTL:
+            return known[1]
         async with read_tx(self.engine) as conn:
-            return await rec.median_run_seconds(conn, model_id)
+            value = await rec.median_run_seconds(conn, model_id)
+        self._typical[model_id] = (now, value)
+        return value
 
     # --- the one way a job row changes ------------------------------------------------------
 

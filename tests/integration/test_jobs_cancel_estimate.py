@@ -138,3 +138,13 @@ async def test_cancelling_while_the_submission_is_in_flight(pipe: Pipeline,
     assert (job.state, job.failure, job.task_id) == ("failed", "cancelled", None)
     bal = await pipe.wallet.balance(uid)
     assert (bal.available, bal.held) == (30, 0)
+
+
+async def test_the_estimate_is_remembered_for_a_minute(pipe: Pipeline, clock: FakeClock) -> None:
+    uid = await funded_user(pipe.wallet, 50)
+    await run(pipe, clock, uid, "sora-kie", 100)
+    assert await pipe.service.typical_seconds("sora-kie") == 100
+    await run(pipe, clock, uid, "sora-kie", 30)  # the clock moved 30 s: still remembered
+    assert await pipe.service.typical_seconds("sora-kie") == 100
+    clock.advance(seconds=30)
+    assert await pipe.service.typical_seconds("sora-kie") == 65
