@@ -7,6 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIDEOFLY__HTTP__HOST=0.0.0.0
 
+# A system CJK font as well as the packaged one: Chinese in demo clips and /stats charts even
+# from an image built without the font package (core/fonts.py tries both).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin videofly
 WORKDIR /app
 

@@ -33,10 +33,11 @@ from typing import TextIO
 from core.config import Config, Secrets
 from handlers import Inbound
 from handlers.messages import t
+from handlers.notify import user_lang
 
 from .answer import Answerer
 from .app import build_app, serve
-from .console import ADDRESS, ConsoleChannel
+from .console import ADDRESS, ConsoleChannel, missing_path
 from .dispatcher import Dispatcher
 
 __all__ = ["QUIT", "chat"]
@@ -95,6 +96,12 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                                     channels={console.name: console})
             answers = Answerer(engine=app.engine, handlers=app.handlers, channel=console,
                                default_language=config.app.default_language)
+
+            async def user_language() -> str:
+                user_id = await app.wallet.open_account(console.name, ADDRESS)
+                return await user_lang(app.handlers.deps, user_id)
+
+            console.language = user_language
             async with dispatcher:
                 write(t(console.lang, "console.hello"))
                 log.info("console session on %s", url)
@@ -104,6 +111,9 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                 while (line := await lines.get()) is not None:
                     if line.strip().lower() in QUIT:
                         break
+                    if (path := missing_path(line)) is not None:  # a mistyped path
+                        write(t(await console.user_lang(), "console.no_file", path=path))
+                        continue
                     inbound = console.inbound(line)
                     if inbound is not None:
                         await answers.answer(inbound)

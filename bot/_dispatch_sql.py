@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select
@@ -49,10 +49,18 @@ class StatusRow:
     shown: str
 
 
+# A job that ended gets one last edit of its status message (the outcome: delivered, failed or
+# cancelled with the credits back) if it ended within this window; older ones are left alone.
+FINAL_EDIT_WINDOW = timedelta(hours=1)
+FINAL_KEYS = ("delivered", "failed", "cancelled")
+
+
 async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: int,
-                      limit: int) -> list[StatusRow]:
-    """Status messages of running jobs on `channels`, by job id from `after` on."""
+                      limit: int, ended_since: datetime | None = None) -> list[StatusRow]:
+    """Status messages on `channels`, by job id from `after` on: of running jobs, and of jobs
+    that ended since `ended_since` whose message does not show the outcome yet."""
     if not channels:
         return []
-    rows = await notify.status_rows(engine, channels=channels, after=after, limit=limit)
+    rows = await notify.status_rows(engine, channels=channels, after=after, limit=limit,
+                                    ended_since=ended_since, final=FINAL_KEYS)
     return [StatusRow(*r) for r in rows]

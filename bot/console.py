@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import os
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from handlers.types import (
 )
 from storage import Storage
 
-__all__ = ["ADDRESS", "ConsoleChannel", "FileAttachment", "lang_hint"]
+__all__ = ["ADDRESS", "ConsoleChannel", "FileAttachment", "lang_hint", "missing_path"]
 
 ADDRESS = "console"  # the one user of the terminal
 MAX_LINE_PATH = 4096  # bytes: PATH_MAX; a longer line is never file paths
@@ -113,6 +113,27 @@ def _existing(line: str) -> list[Path] | None:
     return paths if all(p.is_file() for p in paths) else None
 
 
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic")
+
+
+def missing_path(line: str) -> str | None:
+    """The path a line names when it looks like a path but there is no file there; None for
+    an existing file (`inbound` takes it) and for everything else.
+
+    The rule (a line of prose, or a command, is not a path): one path, quotes stripped, that
+    starts with `~`, `./` or `../`, or starts with `/` and has another `/` in it ("/balance"
+    is a command, "/home/me/a.jpg" a path), or that ends in an image file extension."""
+    text = line.strip()
+    if not text or _paths(text) is not None:
+        return None
+    candidate = text.strip("'\"")
+    lower = candidate.lower()
+    if candidate.startswith(("~", "./", "../")) or lower.endswith(_IMAGE_SUFFIXES) or (
+            candidate.startswith("/") and "/" in candidate[1:].split(" ", 1)[0]):
+        return candidate[:300]
+    return None
+
+
 class ConsoleChannel:
     """The `Channel` of the terminal; `write` prints one block of text."""
 
@@ -129,6 +150,13 @@ class ConsoleChannel:
         self._shown: dict[str, str] = {}  # message id → its text, to print changes only
         self._ids = itertools.count(1)
         self.hint = lang_hint()  # the language hint sent with every update
+        # The user's language as the conversations know it (it follows /language); until the
+        # session wires it, the language of $LANG.
+        self.language: Callable[[], Awaitable[str]] | None = None
+
+    async def user_lang(self) -> str:
+        """The language of the channel's own words: the user's."""
+        return await self.language() if self.language is not None else self.lang
 
     @classmethod
     def for_language(cls, *, storage: Storage, data_dir: Path, default: str,
@@ -161,13 +189,15 @@ class ConsoleChannel:
             return message_id
         if isinstance(message, Media):
             path = await self._save_media(message)
+            lang = await self.user_lang()
             self.write("\n".join(filter(None, (message.caption,
-                                               t(self.lang, "console.saved", path=path)))))
+                                               t(lang, "console.saved", path=path)))))
             return None
         if isinstance(message, Picture):
             path = await asyncio.to_thread(self._save_picture, message)
+            lang = await self.user_lang()
             self.write("\n".join(filter(None, (message.caption,
-                                               t(self.lang, "console.picture", path=path)))))
+                                               t(lang, "console.picture", path=path)))))
             return None
         if isinstance(message, Invoice):
             self.write(t(self.lang, "console.stars", title=message.title, stars=message.stars))

@@ -293,7 +293,8 @@ class Dispatcher:
         if not serving:
             return 0
         rows = await sql.status_rows(self.engine, channels=serving, after=self._status_after,
-                                     limit=self.policy.status_batch)
+                                     limit=self.policy.status_batch,
+                                     ended_since=now - sql.FINAL_EDIT_WINDOW)
         # Rotate: the next pass starts after the last job seen, and wraps round at the end.
         self._status_after = rows[-1].job_id if len(rows) == self.policy.status_batch else 0
         edited = 0

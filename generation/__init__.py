@@ -23,6 +23,7 @@ from ._exceptions import (
 from ._records import JOB_OWNER, Job, finished_since, state_counts, with_active_job
 from .catalogue import Catalogue, Quote
 from .jobs import ACTIVE, JobService
+from .prompts import clean_prompt
 
 __all__ = [
     "ACTIVE",
@@ -39,6 +40,7 @@ __all__ = [
     "TooManyClothes",
     "TooManyJobs",
     "UnknownModel",
+    "clean_prompt",
     "finished_since",
     "state_counts",
     "with_active_job",

@@ -49,6 +49,7 @@ from . import _records as rec
 from ._exceptions import InvalidChoice, NotRetryable, TierRequired, TooManyClothes, TooManyJobs
 from ._store import store_results
 from .catalogue import PHOTOS, Catalogue
+from .prompts import clean_prompt
 from .tables import jobs
 
 log = logging.getLogger("generation")
@@ -60,6 +61,7 @@ ACTIVE = ("pending", "generating", "uploading")
 # arrive before create_task has returned, when the job is not yet marked generating.
 SUBMITTED = ("pending", "generating")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
+TYPICAL_TTL = timedelta(seconds=60)  # how long a model's median run time is remembered
 MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
 MISSING_POLLS = 3  # "no such task" this many polls in a row fails the job (not at deadline)
 
@@ -79,6 +81,7 @@ class JobService:
         self._public_url = public_url.rstrip("/")
         self._secret = callback_secret.encode()
         self._allow = frozenset(config.allow_hosts)
+        self._typical: dict[str, tuple[datetime, float | None]] = {}  # model → (when, median)
 
     # --- references ------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ class JobService:
                     aspect_ratio: str | None = None) -> rec.Job:
         """Quotes, checks the user's tier (model, clothing photos, jobs at once), holds the
         credits and submits the job."""
+        prompt = clean_prompt(prompt)  # stored and sent without control characters
         quote = self.catalogue.quote(model_id, duration=duration, aspect_ratio=aspect_ratio)
         low, high = PHOTOS[quote.model.kind]
         if not low <= len(image_keys) <= high:
@@ -288,6 +292,27 @@ class JobService:
                           payload={"job_id": job_id, "reason": reason, "credits": job.credits})
         return True
 
+    async def cancel(self, job_id: int) -> bool:
+        """Cancels the job if the provider has not accepted it yet (no task id: still being
+        submitted, or a submission that never confirmed), giving the credits back; False when
+        it cannot be stopped any more (the provider has it) or has already ended.
+
+        Racing with the submission is safe: `_submit` moves the job on only from "pending",
+        and news from the provider counts only while the job is active, so a task created in
+        the meantime is ignored (its cost is ours, not the user's)."""
+        now = self.clock()
+        async with write(self.engine) as conn:
+            cancelled = (await conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(SUBMITTED),
+                                   jobs.c.task_id.is_(None))
+                .values(state="failed", failure="cancelled", failure_detail="by the user",
+                        finished_at=now, updated_at=now))).rowcount == 1
+            if cancelled:
+                job = await rec.load(conn, job_id)
+                if job.hold_id is not None:
+                    await self.wallet.release(job.hold_id, conn=conn)
+        return cancelled
+
     async def retry_storage(self, job_id: int) -> None:
         """Stores a failed job's result again without a new provider task (or a new charge
         beyond the one for the job): holds the credits again, then stores and settles."""
@@ -311,6 +336,19 @@ class JobService:
     async def recent(self, user_id: int, limit: int = 10) -> list[rec.Job]:
         async with read(self.engine) as conn:
             return await rec.recent(conn, user_id, limit)
+
+    async def typical_seconds(self, model_id: str) -> float | None:
+        """The median run time of the model's recent completed jobs, for "about 2 min";
+        None when there is none to go by. Remembered for `TYPICAL_TTL` per model:
+        the dispatcher asks on every status pass, and a median moves slowly."""
+        now = self.clock()
+        known = self._typical.get(model_id)
+        if known is not None and now - known[0] < TYPICAL_TTL:
+            return known[1]
+        async with read(self.engine) as conn:
+            value = await rec.median_run_seconds(conn, model_id)
+        self._typical[model_id] = (now, value)
+        return value
 
     # --- the one way a job row changes ------------------------------------------------------
 

@@ -15,7 +15,7 @@ from wallet import Balance, LedgerEntry, WalletError, queries
 from .choices import Choice
 from .deps import ChatDeps, Ctx
 from .errors import error_text
-from .messages import CATALOGUES, LANGUAGES, t
+from .messages import CATALOGUES, LANGUAGES, t, tn
 from .types import Button, Text
 from .ui import Rows, button, main_menu, menu_text
 
@@ -51,7 +51,8 @@ def local(deps: ChatDeps, when: datetime, fmt: str = "%Y-%m-%d") -> str:
 async def balance(deps: ChatDeps, ctx: Ctx, known: Balance | None = None) -> Text:
     """The balance text; `known`: the balance as already read with the user (same snapshot)."""
     b = known if known is not None else await deps.wallet.balance(ctx.user_id)
-    lines = [t(ctx.lang, "balance.text", available=b.available, held=b.held)]
+    lines = [t(ctx.lang, "balance.text", available=tn(ctx.lang, "n.credits", b.available),
+               held=tn(ctx.lang, "n.credits", b.held))]
     if b.expiring_soon and b.next_expiry is not None:
         lines.append(t(ctx.lang, "balance.expiring", credits=b.expiring_soon,
                        date=local(deps, b.next_expiry)))
@@ -78,16 +79,26 @@ def _amount(entry: LedgerEntry) -> str:
     return f"{entry.amount:+d}"
 
 
+def _line(deps: ChatDeps, lang: str, e: LedgerEntry) -> str:
+    """One ledger entry. A job's credits are reserved when it starts (available goes down)
+    and spent when it is delivered (available does not move again): that second line says
+    what was spent, not a second amount beside the first."""
+    date = local(deps, e.created_at, "%m-%d %H:%M")
+    ref = e.ref or ""
+    if e.kind == "settle" and ref.startswith("job:"):
+        return t(lang, "history.settled", date=date, job_id=ref.split(":")[1],
+                 credits=tn(lang, "n.credits", -e.held_delta - e.amount), balance=e.balance_after)
+    return t(lang, "history.line", date=date, label=_label(lang, e), amount=_amount(e),
+             balance=e.balance_after)
+
+
 async def history(deps: ChatDeps, ctx: Ctx, before: int | None) -> Text:
     size = deps.config.chat.history_page_size
     entries = await deps.wallet.history(ctx.user_id, limit=size + 1, before_id=before)
     older, entries = len(entries) > size, entries[:size]
     if not entries:
         return Text(text=t(ctx.lang, "history.empty"), buttons=main_menu(ctx.lang))
-    lines = [t(ctx.lang, "history.title")] + [
-        t(ctx.lang, "history.line", date=local(deps, e.created_at, "%m-%d %H:%M"),
-          label=_label(ctx.lang, e), amount=_amount(e), balance=e.balance_after)
-        for e in entries]
+    lines = [t(ctx.lang, "history.title")] + [_line(deps, ctx.lang, e) for e in entries]
     nav: list[Button] = []
     if older:
         nav.append(button(ctx.lang, "btn.older", Choice("history", (str(entries[-1].id),))))
@@ -113,7 +124,8 @@ async def checkin(deps: ChatDeps, ctx: Ctx) -> Text:
         when = f"{nxt:%Y-%m-%d %H:%M} ({cfg.timezone})"
         return Text(text=t(ctx.lang, "checkin.already", when=when), buttons=main_menu(ctx.lang))
     available = (await deps.wallet.balance(ctx.user_id)).available
-    return Text(text=t(ctx.lang, "checkin.done", credits=result.credits, balance=available),
+    return Text(text=t(ctx.lang, "checkin.done",
+                          credits=tn(ctx.lang, "n.credits", result.credits), balance=available),
                 buttons=main_menu(ctx.lang))
 
 

@@ -29,11 +29,11 @@ from . import state
 from .choices import Choice, decode, encode
 from .deps import ChatDeps, Ctx, Reply, Turn
 from .errors import error_text
-from .messages import t
+from .messages import t, tn
 from .state import Chat, Draft, Step
 from .status import status_text
 from .types import Button, Outbound, Text
-from .ui import Rows, button, fits, menu_text, question
+from .ui import Rows, ask_text, button, fits, menu_text, question
 
 __all__ = ["KINDS", "PROMPT_MAX", "ask", "begin", "on_update", "start_again"]
 
@@ -121,7 +121,7 @@ async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
                         ((button(lang, "btn.done", Choice("done")),),))
     if step is Step.PROMPT:
         key = "gen.prompt_tryon" if draft.kind == "try-on" else "gen.prompt"
-        return question(lang, t(lang, key))
+        return ask_text(lang, t(lang, key), ctx.caps)
     if step is Step.MODEL:
         rows = tuple((_model_button(deps, lang, m),)
                      for m in deps.catalogue.offered(draft.kind) if fits(Choice("model", (m.id,))))
@@ -149,10 +149,14 @@ async def _confirmation(deps: ChatDeps, ctx: Ctx, draft: Draft, model: ModelConf
                          *([quote.aspect_ratio] if quote.aspect_ratio else [])])
     text = t(lang, "gen.confirm", kind=t(lang, f"kind.{model.kind}"), model=model.name,
              details=t(lang, "gen.details", details=details) if details else "",
-             cost=quote.credits, balance=available, after=available - quote.credits)
+             cost=tn(lang, "n.credits", quote.credits),
+             balance=tn(lang, "n.credits", available))
     if available < quote.credits:
-        text += "\n\n" + error_text(lang, InsufficientCredits(available=available,
-                                                                needed=quote.credits))
+        # Short: no Confirm that would only be refused; ways to get the credits instead.
+        text += "\n\n" + tn(lang, "gen.short", quote.credits - available)
+        return question(lang, text, ((button(lang, "btn.topup", Choice("topup")),
+                                      button(lang, "btn.checkin", Choice("checkin"))),))
+    text += "\n" + t(lang, "gen.after", after=tn(lang, "n.credits", available - quote.credits))
     return question(lang, text, ((button(lang, "btn.confirm", Choice("confirm")),),))
 
 
@@ -256,6 +260,8 @@ def _confirm(deps: ChatDeps, ctx: Ctx, draft: Draft) -> Reply:
             return [Text(text=error_text(ctx.lang, exc))]
         except Exception as exc:
             return [Text(text=error_text(ctx.lang, exc)), menu_text(ctx.lang)]
-        return [Text(text=status_text(ctx.lang, job), track_job=job.id)]
+        typical = await deps.jobs.typical_seconds(job.model_id)
+        return [Text(text=status_text(ctx.lang, job, now=deps.clock(), typical=typical),
+                     track_job=job.id)]
 
     return Reply([], Step.IDLE, Draft(), after=start)

@@ -10,8 +10,8 @@ from __future__ import annotations
 TEXTS: dict[str, str] = {
     # --- first contact, menus, general --------------------------------------------------------
     "welcome": "Welcome to VideoFly! Send a photo and a few words, and get a video back.",
-    "welcome.bonus": "You have {credits} free credits to start, valid until {date}.",
-    "welcome.bonus_forever": "You have {credits} free credits to start.",
+    "welcome.bonus": "You have {credits} to start, free, valid until {date}.",
+    "welcome.bonus_forever": "You have {credits} to start, free.",
     "menu.prompt": "What would you like to do?",
     "menu.hint": "Choose from the menu, or send /help.",
     "unknown": "Sorry, I don't know that command. Send /help to see what I can do.",
@@ -73,8 +73,7 @@ TEXTS: dict[str, str] = {
     "gen.duration": "How long should it be?",
     "duration.label": "{seconds} s · {credits} credits",
     "gen.aspect": "Which shape?",
-    "gen.confirm": "{kind} with {model}{details}\nCost: {cost} credits\n"
-                   "Balance now: {balance}\nBalance after: {after}",
+    "gen.confirm": "{kind} with {model}{details}\nCost: {cost}\nBalance now: {balance}",
     "gen.details": " ({details})",
     "gen.seconds": "{seconds} s",
     "gen.photos_gone": "The photos of that job are no longer stored. Please start a new one.",
@@ -86,19 +85,17 @@ TEXTS: dict[str, str] = {
                              "Please send a smaller one.",
     # --- job status and results ---------------------------------------------------------------
     "status.queued": "⏳ #{job_id} is queued…",
-    "status.generating": "🎬 #{job_id} is being generated…",
-    "status.generating_pct": "🎬 #{job_id} is being generated… {progress}%",
     "status.uploading": "📦 #{job_id} is almost ready…",
-    "done.caption": "#{job_id} · {model} · {credits} credits spent · balance {balance}",
+    "done.caption": "#{job_id} · {model} · {credits} spent · balance {balance}",
     "done.link": "The file is too large to send here. Download it:",
-    "fail.text": "#{job_id} failed: {reason}\nYour {credits} credits are back.",
-    "reason.provider": "the video service could not make it (try another prompt or photo)",
-    "reason.rejected": "the video service did not accept the request",
+    "fail.text": "#{job_id} failed: {reason}\n{back}",
+    "reason.provider": "the service could not make it (try another prompt or photo)",
+    "reason.rejected": "the service did not accept the request",
     "reason.storage": "the result could not be saved",
     "reason.deadline": "it took too long",
     "reason.other": "something went wrong",
     # --- balance, history, videos -------------------------------------------------------------
-    "balance.text": "Available: {available} credits\nReserved for running jobs: {held}",
+    "balance.text": "Available: {available}\nReserved for running jobs: {held}",
     "balance.expiring": "{credits} of them expire by {date}.",
     "balance.debt": "You owe {debt} credits; they are taken from your next credits.",
     "history.empty": "No credit history yet.",
@@ -127,7 +124,7 @@ TEXTS: dict[str, str] = {
     "state.completed": "done",
     "state.failed": "failed",
     # --- earning credits ----------------------------------------------------------------------
-    "checkin.done": "Checked in: +{credits} credits. Balance: {balance}.",
+    "checkin.done": "Checked in: +{credits}. Balance: {balance}.",
     "checkin.already": "You already checked in today. Next check-in from {when}.",
     "checkin.off": "Daily check-in is not available.",
     "redeem.usage": "Send the code like this: /redeem CODE",
@@ -157,8 +154,8 @@ TEXTS: dict[str, str] = {
     "pay.item": "{credits} VideoFly credits",
     "pay.item_description": "{credits} credits for making videos, valid for {days} days.",
     "pay.item_description_forever": "{credits} credits for making videos; they never expire.",
-    "note.admin_granted": "Support added {credits} credits. Balance: {balance}.",
-    "note.admin_deducted": "Support took back {credits} credits. Balance: {balance}.",
+    "note.admin_granted": "Support added {credits}. Balance: {balance}.",
+    "note.admin_deducted": "Support took back {credits}. Balance: {balance}.",
     "note.reason": "Reason: {reason}",
     "note.admin_dispute": "Dispute at {provider}: order {order_id}, user #{user_id}, "
                           "{credits} credits.",
@@ -209,7 +206,7 @@ TEXTS: dict[str, str] = {
     # --- errors -------------------------------------------------------------------------------
     "err.insufficient": "You need {needed} credits but have {available}: {missing} more. "
                         "Get credits with /checkin, /redeem CODE or /topup.",
-    "err.too_many_jobs": "You already have {limit} videos in progress, the most at once. "
+    "err.too_many_jobs": "You already have the most jobs in progress at once ({limit}). "
                          "Please wait for one to finish.",
     "err.unknown_model": "That model is no longer available. Please choose again.",
     "err.invalid_choice": "That choice is not available for this model.",
@@ -318,4 +315,32 @@ TEXTS: dict[str, str] = {
     "admin.user_plan": "Membership: {tier} (plan {plan}, {source}, {state}) until {date}",
     "admin.user_no_plan": "Membership: none (free)",
     "admin.code_membership": "It also gives {tier} for {days} days.",
+    # --- the first hour (issue 13): plural forms, the status line, try-on wording ----------
+    "n.credits#one": "{count} credit",
+    "n.credits#other": "{count} credits",
+    "thing.video": "video",
+    "thing.image": "image",
+    "status.making": "🎬 #{job_id}: making your {thing}…",
+    "status.progress": "{progress}%",
+    "status.elapsed#one": "{count} minute so far",
+    "status.elapsed#other": "{count} minutes so far",
+    "status.estimate#one": "usually about {count} minute",
+    "status.estimate#other": "usually about {count} minutes",
+    "status.estimate_short": "usually under a minute",
+    "status.delivered": "✅ #{job_id} delivered",
+    "status.failed": "❌ #{job_id} failed, {credits} back",
+    "status.cancelled": "✖ #{job_id} cancelled, {credits} back",
+    "gen.after": "Balance after: {after}",
+    "gen.short#one": "You are {count} credit short: top up or check in, then confirm.",
+    "gen.short#other": "You are {count} credits short: top up or check in, then confirm.",
+    "free.cancel_hint": "(Type your answer; /cancel stops.)",
+    "redeem.ask": "Type the code to redeem.",
+    "cancel.job_stopped": "#{job_id} was not started yet, so it is cancelled: your {credits} "
+                          "are back.",
+    "cancel.job_running": "#{job_id} is already being made and cannot be stopped; your {thing} "
+                          "will arrive here (if it fails, the credits come back).",
+    "console.no_file": "No file at {path}",
+    "fail.back#one": "Your {count} credit is back.",
+    "fail.back#other": "Your {count} credits are back.",
+    "history.settled": "{date} #{job_id} done: {credits} spent → {balance}",
 }

@@ -35,12 +35,12 @@ from wallet import queries
 
 from .choices import Choice
 from .deps import ChatDeps
-from .messages import language_of, t
+from .messages import language_of, t, tn
 from .state import unblocked
 from .status import status_key, status_text
 from .tables import job_messages
 from .types import Media, Outbound, Text
-from .ui import button
+from .ui import button, menu_text
 
 __all__ = ["REASONS", "model_name", "remember_status", "render", "result_media", "status_rows",
            "swap_shown", "user_lang"]
@@ -76,9 +76,12 @@ def result_media(deps: ChatDeps, lang: str, job: Job, caption: str) -> list[Outb
 
 async def render(deps: ChatDeps, user_id: int, kind: str,
                  payload: dict[str, Any]) -> list[Outbound]:
+    """The notification, then the main menu: news ends whatever flow it belonged to, and the
+    numbers the user types next answer the menu they see last (issue 13)."""
     lang = await user_lang(deps, user_id)
     try:
-        return await _render(deps, lang, user_id, kind, payload)
+        out = await _render(deps, lang, user_id, kind, payload)
+        return [*out, menu_text(lang)] if out else out
     except (KeyError, TypeError, ValueError) as exc:
         log.error("outbox %s for user %s: unusable payload (%r); not sent", kind, user_id, exc)
         return []
@@ -96,12 +99,14 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
     if kind == "job.completed":
         job = await deps.jobs.get(int(p["job_id"]))
         caption = t(lang, "done.caption", job_id=job.id, model=model_name(deps, job.model_id),
-                    credits=int(p["credits"]), balance=await _balance(deps, user_id))
+                    credits=tn(lang, "n.credits", int(p["credits"])),
+                    balance=await _balance(deps, user_id))
         return result_media(deps, lang, job, caption)
     if kind == "job.failed":
         job_id = int(p["job_id"])
         reason = t(lang, REASONS.get(str(p["reason"]), "reason.other"))
-        text = t(lang, "fail.text", job_id=job_id, reason=reason, credits=int(p["credits"]))
+        text = t(lang, "fail.text", job_id=job_id, reason=reason,
+                 back=tn(lang, "fail.back", int(p["credits"])))
         job = await deps.jobs.get(job_id)
         retry = Choice("video", ("retry", str(job_id)))
         rows = ((button(lang, "btn.retry", retry, job_id=job_id),),) if job.retryable else ()
@@ -121,7 +126,8 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
                             credits=int(p["credits"])))]
     if kind in ("admin.granted", "admin.deducted"):
         key = "note.admin_granted" if kind == "admin.granted" else "note.admin_deducted"
-        lines = [t(lang, key, credits=int(p["credits"]), balance=await _balance(deps, user_id))]
+        lines = [t(lang, key, credits=tn(lang, "n.credits", int(p["credits"])),
+                    balance=await _balance(deps, user_id))]
         if p.get("reason"):
             lines.append(t(lang, "note.reason", reason=str(p["reason"])))
         return [Text(text="\n".join(lines))]
@@ -136,34 +142,41 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
 
 
 async def job_status(deps: ChatDeps, job_id: int) -> tuple[str, Text] | None:
+    """The job's status line now and its key; None for a job that is gone."""
     try:
         job = await deps.jobs.get(job_id)
     except JobNotFound:
         return None
-    key = status_key(job)
-    if key is None:
-        return None
     lang = await user_lang(deps, job.user_id)
-    return key, Text(text=status_text(lang, job))
+    now = deps.clock()
+    typical = await deps.jobs.typical_seconds(job.model_id)
+    return status_key(job, now=now), Text(text=status_text(lang, job, now=now,
+                                                            typical=typical))
 
 
 async def remember_status(engine: AsyncEngine, job_id: int, *, channel: str, address: str,
-                          message_id: str, now: datetime) -> None:
-    """Upserts the job's status message (a re-sent status message replaces the old one)."""
+                          message_id: str, now: datetime, shown: str = "") -> None:
+    """Upserts the job's status message (a re-sent status message replaces the old one);
+    `shown` is the key of what it shows, so the first edit is a change, never the same text
+    again (which Telegram refuses with "message is not modified")."""
     stmt = upsert(engine, job_messages, {
         "job_id": job_id, "channel": channel, "address": address, "message_id": message_id,
-        "shown": "", "updated_at": now}, key=[job_messages.c.job_id], update={
-        "channel": channel, "address": address, "message_id": message_id, "shown": "",
+        "shown": shown, "updated_at": now}, key=[job_messages.c.job_id], update={
+        "channel": channel, "address": address, "message_id": message_id, "shown": shown,
         "updated_at": now})
     async with write(engine) as conn:
         await conn.execute(stmt)
 
 
 async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: int,
-                      limit: int) -> list[Any]:
-    """Status messages of running jobs on `channels`, by job id from `after` on, of users who
-    have not blocked the bot: (job_id, user_id, channel, address, message_id, shown)."""
-    query = with_active_job(select(job_messages.c.job_id), job_messages.c.job_id, ACTIVE)
+                      limit: int, ended_since: datetime | None = None,
+                      final: Sequence[str] = ()) -> list[Any]:
+    """Status messages on `channels`, by job id from `after` on, of users who have not blocked
+    the bot: of running jobs, and of jobs that ended since `ended_since` whose message does not
+    show one of the `final` keys yet: (job_id, user_id, channel, address, message_id, shown)."""
+    query = with_active_job(select(job_messages.c.job_id), job_messages.c.job_id, ACTIVE,
+                            ended_since=ended_since,
+                            unless_ended=job_messages.c.shown.not_in(list(final)))
     query = (unblocked(query, JOB_OWNER)
              .add_columns(job_messages.c.channel, job_messages.c.address,
                           job_messages.c.message_id, job_messages.c.shown)

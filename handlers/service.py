@@ -42,17 +42,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.db import read
+from generation import JobNotFound
 from wallet import Balance, queries
 
 from . import account, admin, generate, notify, plan, state, stats, topup, videos
 from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
 from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
 from .errors import error_text
-from .messages import language_of, t
+from .messages import language_of, t, tn
+from .running import jobs_on_cancel
 from .state import Chat, Draft, Step
+from .status import status_key
 from .tables import chats
 from .types import Inbound, Outbound, Text, capabilities_of
-from .ui import menu_text
+from .ui import ask_text, menu_text
 
 __all__ = ["ADMIN_COMMANDS", "ChatDeps", "Handlers"]
 
@@ -98,16 +101,23 @@ class Handlers:
         return await notify.render(self.deps, user_id, kind, payload)
 
     async def job_status(self, job_id: int) -> tuple[str, Text] | None:
-        """The job's status message now and a short key of what it shows ("generating:40"),
-        so a sender edits the message only when the key changed; None once the job ended."""
+        """The job's status message now and a short key of what it shows ("making:40:m1",
+        "delivered"), so a sender edits the message only when the key changed; None for a
+        job that is gone."""
         return await notify.job_status(self.deps, job_id)
 
     async def remember_status(self, job_id: int, *, channel: str, address: str,
                               message_id: str) -> None:
-        """Records the message a `Text(track_job=…)` became, to edit it later."""
+        """Records the message a `Text(track_job=…)` became, to edit it later, with the key
+        of what it shows now (it was rendered a moment ago)."""
+        now = self.deps.clock()
+        try:
+            shown = status_key(await self.deps.jobs.get(job_id), now=now)
+        except JobNotFound:
+            shown = ""
         await notify.remember_status(self.deps.engine, job_id, channel=channel,
-                                     address=address, message_id=message_id,
-                                     now=self.deps.clock())
+                                     address=address, message_id=message_id, now=now,
+                                     shown=shown)
 
     def command_menu(self, language: str) -> list[tuple[str, str]]:
         """(command, description) pairs for the channel's command menu (set_my_commands)."""
@@ -163,10 +173,12 @@ class Handlers:
                                                  source="bonus", key=f"bonus:{ctx.user_id}",
                                                  expires_at=expires)
             if grant.created and expires is not None:
-                lines.append(t(ctx.lang, "welcome.bonus", credits=grant.credits,
+                lines.append(t(ctx.lang, "welcome.bonus",
+                               credits=tn(ctx.lang, "n.credits", grant.credits),
                                date=account.local(self.deps, expires)))
             elif grant.created:
-                lines.append(t(ctx.lang, "welcome.bonus_forever", credits=grant.credits))
+                lines.append(t(ctx.lang, "welcome.bonus_forever",
+                               credits=tn(ctx.lang, "n.credits", grant.credits)))
         if not await state.create(self.deps.engine, ctx.user_id, now):
             return []  # another instance is saying welcome
         return [Text(text="\n".join(lines)), menu_text(ctx.lang)]
@@ -215,8 +227,11 @@ class Handlers:
             return Reply([await topup.stars_paid(deps, ctx, inbound.payment)])
         command = inbound.command
         if command is not None and not inbound.photos:
-            return await self._command(ctx, turn, *command)
+            return await self._command(ctx, turn, *command, chat=chat)
         if inbound.choice is None:
+            if chat.step is Step.REDEEM and inbound.text.strip() and not inbound.photos:
+                return Reply([await account.redeem(deps, ctx, inbound.text.split())],
+                             Step.IDLE)
             return await generate.on_update(deps, ctx, chat, turn)
         choice = decode(inbound.choice)
         if choice is None:  # data no codec form knows: an expired menu
@@ -229,7 +244,7 @@ class Handlers:
         if name == "menu":
             return await self._command(ctx, turn, "start", [])
         if name in ("cancel", "generate") or (name in COMMANDS and not choice.args):
-            return await self._command(ctx, turn, name, [])
+            return await self._command(ctx, turn, name, [], chat=chat)
         if name == "history" and value.isdigit() and len(value) < 19:
             return Reply([await account.history(deps, ctx, int(value))])
         if name == "lang" and value in ("en", "zh"):
@@ -257,12 +272,14 @@ class Handlers:
         current = await generate.ask(self.deps, ctx, chat.step, chat.draft)
         return Reply([Text(text=t(ctx.lang, "menu.expired")), current])
 
-    async def _command(self, ctx: Ctx, turn: Turn, name: str, args: list[str]) -> Reply:
+    async def _command(self, ctx: Ctx, turn: Turn, name: str, args: list[str],
+                       chat: Chat | None = None) -> Reply:
         deps, lang = self.deps, ctx.lang
         if name == "start":
             return Reply([menu_text(lang)], Step.IDLE)
         if name == "cancel":
-            return Reply([Text(text=t(lang, "cancelled")), menu_text(lang)], Step.IDLE)
+            return Reply([*await jobs_on_cancel(deps, ctx), Text(text=t(lang, "cancelled")),
+                          menu_text(lang)], Step.IDLE)
         if name == "generate":
             return await generate.begin(deps, ctx)
         if name == "help":
@@ -274,8 +291,14 @@ class Handlers:
         if name == "videos":
             return Reply([await videos.listing(deps, ctx)])
         if name == "checkin":
-            return Reply([await account.checkin(deps, ctx)])
+            done = await account.checkin(deps, ctx)
+            if chat is not None and chat.step is Step.CONFIRM:  # short of credits a moment ago
+                return Reply([Text(text=done.text),
+                              await generate.ask(deps, ctx, Step.CONFIRM, chat.draft)])
+            return Reply([done])
         if name == "redeem":
+            if not args:  # the code comes next, as text
+                return Reply([ask_text(lang, t(lang, "redeem.ask"), ctx.caps)], Step.REDEEM)
             return Reply([await account.redeem(deps, ctx, args)])
         if name == "topup":
             return Reply([topup.menu(deps, ctx)])

@@ -55,6 +55,7 @@ class Step(enum.StrEnum):
     DURATION = "duration"
     ASPECT = "aspect"
     CONFIRM = "confirm"
+    REDEEM = "redeem"  # /redeem without a code: the next text is the code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

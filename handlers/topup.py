@@ -17,7 +17,7 @@ from .choices import Choice, encode
 from .deps import ChatDeps, Ctx
 from .errors import error_text
 from .messages import t
-from .types import Button, Invoice, Outbound, StarsPayment, Text
+from .types import Button, Capabilities, Invoice, Outbound, StarsPayment, Text
 from .ui import fits, main_menu, question
 
 __all__ = ["METHODS", "choose_method", "menu", "stars_paid"]
@@ -25,8 +25,10 @@ __all__ = ["METHODS", "choose_method", "menu", "stars_paid"]
 METHODS = ("stripe", "creem", "stars")  # the ways to pay the catalogue names
 
 
-def _line(lang: str, p: PackageConfig) -> str:
-    if p.stars:
+def _line(lang: str, p: PackageConfig, caps: Capabilities) -> str:
+    """A package and its prices; the Stars price only where Stars can be paid (a channel
+    that shows in-chat invoices)."""
+    if p.stars and caps.invoices:
         return t(lang, "topup.package_stars", credits=p.credits, price=p.price,
                  currency=p.currency, stars=p.stars)
     return t(lang, "topup.package", credits=p.credits, price=p.price, currency=p.currency)
@@ -42,11 +44,12 @@ def _methods(deps: ChatDeps, ctx: Ctx) -> list[str]:
 
 def menu(deps: ChatDeps, ctx: Ctx) -> Text:
     packages = deps.config.packages
-    listing = [t(ctx.lang, "topup.title"), *(_line(ctx.lang, p) for p in packages)]
+    listing = [t(ctx.lang, "topup.title"), *(_line(ctx.lang, p, ctx.caps) for p in packages)]
     if not packages or not _methods(deps, ctx):
         return Text(text="\n".join([*(listing if packages else []), t(ctx.lang, "topup.none")]),
                     buttons=main_menu(ctx.lang))
-    rows = tuple((Button(label=_line(ctx.lang, p), data=encode(Choice("topup", (p.id,)))),)
+    rows = tuple((Button(label=_line(ctx.lang, p, ctx.caps),
+                         data=encode(Choice("topup", (p.id,)))),)
                  for p in packages if fits(Choice("pay", (p.id, max(METHODS, key=len)))))
     return question(ctx.lang, t(ctx.lang, "topup.choose"), rows)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from .choices import Choice, encode
 from .choices import fits as choice_fits
 from .messages import t
-from .types import Button, Text
+from .types import Button, Capabilities, Text
 
-__all__ = ["Rows", "button", "fits", "main_menu", "menu_text", "question"]
+__all__ = ["Rows", "ask_text", "button", "fits", "main_menu", "menu_text", "question"]
 
 Rows = tuple[tuple[Button, ...], ...]
 
@@ -42,3 +42,12 @@ def question(lang: str, text: str, rows: Rows = (), *, free_text: bool = False) 
     """A question inside a flow: its choices, then a Cancel row."""
     return Text(text=text, buttons=(*rows, (button(lang, "btn.cancel", Choice("cancel")),)),
                 free_text=free_text)
+
+
+def ask_text(lang: str, text: str, caps: Capabilities) -> Text:
+    """A question answered by typing. With buttons it keeps its Cancel button (a press cannot
+    be mistaken for text); without, it shows no numbered choice at all, so a typed "1" is the
+    answer, and says that /cancel stops."""
+    if caps.buttons:
+        return question(lang, text, free_text=True)
+    return Text(text=f"{text}\n{t(lang, 'free.cancel_hint')}", free_text=True)

@@ -16,7 +16,7 @@ from . import generate
 from .choices import Choice
 from .deps import ChatDeps, Ctx, Reply
 from .errors import error_text
-from .messages import t
+from .messages import t, tn
 from .notify import model_name, result_media
 from .state import Draft
 from .types import Button, Text
@@ -71,7 +71,7 @@ async def resend(deps: ChatDeps, ctx: Ctx, value: str) -> Reply:
             return Reply([Text(text=t(ctx.lang, "videos.gone", job_id=job.id))])
     available = (await deps.wallet.balance(ctx.user_id)).available
     caption = t(ctx.lang, "done.caption", job_id=job.id, model=model_name(deps, job.model_id),
-                credits=job.credits, balance=available)
+                credits=tn(ctx.lang, "n.credits", job.credits), balance=available)
     return Reply(result_media(deps, ctx.lang, job, caption))
 
 

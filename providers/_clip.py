@@ -11,11 +11,14 @@ starting the service loads neither library.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "frame_size"]
+__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "decode_data_url",
+           "frame_size"]
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 # Below Pillow's own bomb limit (~89.5 MP), which we leave alone: it is process-wide state.
@@ -63,3 +66,20 @@ def frame_size(aspect_ratio: str, width: int | None = None) -> tuple[int, int]:
 
 def _even(value: float) -> int:
     return max(2, round(value / 2) * 2)
+
+
+def decode_data_url(url: str, max_bytes: int) -> bytes:
+    """The bytes of a base64 `data:` URL (how the job layer sends try-on photos). Raises
+    OverflowError past `max_bytes`, checked before decoding, and ValueError if malformed."""
+    head, sep, payload = url.partition(",")
+    if not sep or not head.lower().endswith(";base64"):
+        raise ValueError("not a base64 data: URL")
+    if len(payload) > (max_bytes // 3 + 1) * 4:
+        raise OverflowError("the data: URL is over the limit")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise ValueError("the data: URL is not valid base64") from None
+    if len(data) > max_bytes:
+        raise OverflowError("the data: URL is over the limit")
+    return data

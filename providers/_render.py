@@ -1,7 +1,9 @@
 """Renders the demo provider's clips locally: a real short MP4, with no network and no key.
 
 With an image: a slow Ken Burns pan-and-zoom over it. Without: the prompt, wrapped, over a
-moving gradient with a progress bar, so every frame differs. `render_clip` is CPU work and
+moving gradient with a progress bar, so every frame differs. The prompt is drawn in Noto Sans CJK
+(`core.fonts`), so Chinese shows as Chinese; emoji, which no shipped font draws, are left out
+rather than drawn as boxes. `render_clip` is CPU work and
 synchronous; async callers run it in a thread (`await asyncio.to_thread(render_clip, ...)`).
 
 Codec: H.264 through `libx264` when this PyAV build has it (the PyPI wheels do), yuv420p, CRF 27,
@@ -30,26 +32,17 @@ from typing import Final
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from core.fonts import cjk_face, drawable, glyphs
+
 from ._clip import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ClipInfo, RenderError, frame_size
 
 __all__ = [
-    "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "frame_size", "pick_codec",
-    "render_clip",
+    "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "font_for", "frame_size",
+    "load_image", "pick_codec", "render_clip",
 ]
 
 _FORMATS: Final = ("JPEG", "PNG", "WEBP")
 _ZOOM: Final = (1.05, 1.25)  # Ken Burns zoom at the first and the last frame
-# Fonts with CJK glyphs, tried in order when the prompt needs them; Pillow's default font
-# (Latin only) draws boxes for CJK when none is installed.
-_CJK_FONTS: Final = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    "/System/Library/Fonts/PingFang.ttc",
-    "C:/Windows/Fonts/msyh.ttc",
-)
-
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
@@ -76,7 +69,7 @@ def render_clip(
     codec = codec or pick_codec()
     total = seconds * fps
     if image is not None:
-        source = _load_image(image, size, max_pixels)
+        source = load_image(image, size, max_pixels)
         frames = _ken_burns(source, size, total)
     else:
         frames = _prompt_frames(prompt, size, total)
@@ -104,7 +97,7 @@ def pick_codec() -> str:
     return "libx264"
 
 
-def _load_image(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
+def load_image(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
     """Decodes an uploaded JPEG/PNG/WebP into RGB, no larger than the pan needs."""
     if len(data) > MAX_IMAGE_BYTES:
         raise RenderError("image_too_large", "The image is larger than 20 MB.")
@@ -162,10 +155,7 @@ def _smoothstep(t: float) -> float:
 def _prompt_frames(prompt: str, size: tuple[int, int], total: int) -> Iterator[Image.Image]:
     """The wrapped prompt, still, over a gradient that slides half its period in the clip."""
     w, h = size
-    text = " ".join(prompt.split())[:1000]
-    font = _load_font(max(12, min(w, h) // 12), text)
-    if not isinstance(font, ImageFont.FreeTypeFont):
-        text = text.encode("latin-1", "replace").decode("latin-1")  # bitmap fonts are Latin-1
+    font, text = font_for(" ".join(prompt.split())[:1000], max(12, min(w, h) // 12))
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     if text:
         lines = _wrap(text, font, w * 0.86, max(1, int(h * 0.8 // (_font_px(font) * 1.3))))
@@ -188,12 +178,17 @@ def _font_px(font: Font) -> int:
     return size if isinstance(size, int) else 11
 
 
-def _load_font(px: int, text: str) -> Font:
-    if any(ord(ch) >= 0x2E80 for ch in text):
-        for path in _CJK_FONTS:
-            with contextlib.suppress(OSError):
-                return ImageFont.truetype(path, px)
-    return ImageFont.load_default(px)
+def font_for(text: str, px: int) -> tuple[Font, str]:
+    """The font to draw `text` with at `px` pixels, and the text cut down to what it can draw:
+    Noto Sans CJK (Chinese and Latin) where installed, else Pillow's own (Latin only).
+    Characters the font lacks, emoji mostly, are dropped rather than drawn as boxes (and the
+    spaces around the text with them)."""
+    face = cjk_face()
+    if face is not None:
+        with contextlib.suppress(OSError):
+            font = ImageFont.truetype(str(face.path), px, index=face.index)
+            return font, drawable(text, glyphs(face)).strip()
+    return ImageFont.load_default(px), drawable(text, None).strip()
 
 
 def _gradient_strip(w: int, h: int) -> Image.Image:

@@ -1,18 +1,25 @@
-"""The demo provider: renders a real short clip on this machine and calls back like a provider.
+"""The demo provider: renders a real short clip (or a try-on picture) on this machine and calls
+back like a provider.
 
 No third party and no key: `create_task` answers PENDING with a fresh task id and starts a
 background task that
 
-1. fetches the first input image, if any, through the shared client (these are our own signed
-   `/media` links, on our own server), at most `MAX_IMAGE_BYTES`;
-2. renders the clip with `render_clip` in a worker thread into `out_dir/<task_id>.mp4` (the web
-   server serves that directory at `{public_url}/demo/`); `_render` (PyAV, Pillow) is imported
-   in that thread on the first render, so neither the service's start nor its loop pays for it;
+1. fetches the input images, if any, through the shared client (these are our own signed
+   `/media` links, on our own server) or decodes them from inline `data:` URLs (what the job
+   layer sends for try-on), at most `MAX_IMAGE_BYTES` each;
+2. in a worker thread, either renders the clip with `render_clip` into `out_dir/<task_id>.mp4`
+   (the web server serves that directory at `{public_url}/demo/`), or, for a request with two
+   or more images (a try-on: a person, then clothes; the video kinds take at most one), composes
+   the try-on picture with `compose_tryon` into `out_dir/<task_id>.jpg`;
+   (`_render` and `_compose`, with PyAV and Pillow, are imported in that thread on first use, so
+   neither the service's start nor its loop pays for them);
 3. waits until at least `delay` seconds have passed since `create_task`;
 4. POSTs the callback to the request's `callback_url`: a JSON body
    `{"taskId", "state": "success" | "fail", "resultUrls": [...], "error": ...}` with header
    `X-Signature` = hex HMAC-SHA256 of the raw body with the secret (PROVIDER_CALLBACK_SECRET),
    retried with backoff on network errors, 429 and 5xx, a bounded number of times.
+   A clip's result is its `/demo/` link; a picture's is an inline `data:image/jpeg;base64,…`
+   URL, as image gateways answer (the picture is kept under 400 kB for that).
 
 A rejected or unreadable image ends in a `fail` callback whose `error` is user-safe English.
 Because the whole body is signed with a key we hold, `parse_callback` returns `verified=True`
@@ -22,8 +29,8 @@ re-querying.
 `query_task` answers from this process: RUNNING while the task renders and waits out `delay`;
 from then on (while the callback is sent, and after) FAILED for a render that failed, SUCCEEDED
 once the file is there; any other id raises `TaskNotFound`, because after a restart a task whose
-file never appeared is not ours to invent. A finished clip found on disk after a restart is
-reported SUCCEEDED, so a poll can still complete its job.
+file never appeared is not ours to invent. A finished clip or picture found on disk after a
+restart is reported SUCCEEDED, so a poll can still complete its job.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ from typing import Any
 import httpx
 
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
-from ._clip import MAX_IMAGE_BYTES, RenderError, frame_size
+from ._clip import MAX_IMAGE_BYTES, RenderError, decode_data_url, frame_size
 from ._exceptions import BadCallback, BadSignature, ProviderBadInput, TaskNotFound
+from .image import data_url
 
 __all__ = ["SIGNATURE_HEADER", "DemoProvider", "demo_signature"]
 
@@ -56,10 +64,18 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _FETCH_FAILED = "The image could not be downloaded."
 _KEEP_FAILED = 10_000  # failed task ids remembered for query_task
 _RENDER_FAILED = "The demo could not render this clip."
+_TOO_LARGE = "The image is larger than 20 MB."
 
 def demo_signature(body: bytes, secret: str) -> str:
     """The value the demo puts in X-Signature for this raw body."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _write_tryon(*args: Any, **options: Any) -> Any:
+    """`write_tryon`, imported here (in the worker thread): see the module docstring."""
+    from ._compose import write_tryon
+
+    return write_tryon(*args, **options)
 
 
 def _render(out_path: Path, **options: Any) -> None:
@@ -137,6 +153,9 @@ class DemoProvider:
             return TaskStatus(task_id=task_id, state=TaskState.FAILED,
                               error=self._failed[task_id])
         if _TASK_ID.fullmatch(task_id) is not None:
+            picture = await asyncio.to_thread(self._read_picture, task_id)
+            if picture is not None:
+                return self._done(task_id, data_url(picture, "image/jpeg"))
             path = self._path(task_id)
             if await asyncio.to_thread(path.is_file):
                 return self._succeeded(task_id)
@@ -180,7 +199,8 @@ class DemoProvider:
 
         def sweep() -> int:
             removed = 0
-            for path in self._out_dir.glob("*.mp4*"):  # <id>.mp4 and .<id>.mp4.<x>.part
+            # <id>.mp4, <id>.jpg, and a crash's .<id>.mp4.<x>.part and .<id>.jpg.<x>.part
+            for path in [*self._out_dir.glob("*.mp4*"), *self._out_dir.glob("*.jpg*")]:
                 try:
                     task_id = path.name.lstrip(".")[:32]
                     if task_id not in busy and path.stat().st_mtime < cutoff:
@@ -209,8 +229,20 @@ class DemoProvider:
         return self._out_dir / f"{task_id}.mp4"
 
     def _succeeded(self, task_id: str) -> TaskStatus:
+        return self._done(task_id, self.result_url(task_id))
+
+    def _done(self, task_id: str, url: str) -> TaskStatus:
         return TaskStatus(task_id=task_id, state=TaskState.SUCCEEDED, progress=100,
-                          result_urls=(self.result_url(task_id),))
+                          result_urls=(url,))
+
+    def _picture_path(self, task_id: str) -> Path:
+        return self._out_dir / f"{task_id}.jpg"
+
+    def _read_picture(self, task_id: str) -> bytes | None:
+        try:
+            return self._picture_path(task_id).read_bytes()
+        except FileNotFoundError:
+            return None
 
     async def _run(self, task_id: str, req: TaskRequest, seconds: int) -> None:
         try:
@@ -227,14 +259,18 @@ class DemoProvider:
     async def _work(self, task_id: str, req: TaskRequest, seconds: int) -> None:
         started = time.monotonic()
         try:
-            image = await self._fetch(req.image_urls[0]) if req.image_urls else None
-            async with self._renders:
-                await asyncio.to_thread(self._out_dir.mkdir, parents=True, exist_ok=True)
-                await asyncio.to_thread(
-                    _render, self._path(task_id), prompt=req.prompt, image=image,
-                    seconds=seconds, aspect_ratio=req.aspect_ratio or "16:9")
+            if len(req.image_urls) >= 2:  # a try-on: a person, then clothes
+                result = await self._picture(task_id, req)
+            else:
+                image = await self._fetch(req.image_urls[0]) if req.image_urls else None
+                async with self._renders:
+                    await asyncio.to_thread(self._out_dir.mkdir, parents=True, exist_ok=True)
+                    await asyncio.to_thread(
+                        _render, self._path(task_id), prompt=req.prompt, image=image,
+                        seconds=seconds, aspect_ratio=req.aspect_ratio or "16:9")
+                result = self.result_url(task_id)
             body: dict[str, Any] = {"taskId": task_id, "state": "success",
-                                    "resultUrls": [self.result_url(task_id)], "error": None}
+                                    "resultUrls": [result], "error": None}
         except (_Fail, RenderError) as exc:
             log.info("demo task %s failed: %s", task_id, exc)
             body = self._fail(task_id, str(exc))
@@ -246,8 +282,25 @@ class DemoProvider:
         if req.callback_url:
             await self._call_back(task_id, req.callback_url, body)
 
+    async def _picture(self, task_id: str, req: TaskRequest) -> str:
+        """Composes the try-on picture, keeps it on disk for `query_task`, and returns it as
+        the inline data: URL the callback carries."""
+        images = [await self._fetch(url) for url in req.image_urls]
+        async with self._renders:
+            jpeg = await asyncio.to_thread(_write_tryon, self._picture_path(task_id),
+                                           images[0], images[1:], prompt=req.prompt)
+        return data_url(jpeg, "image/jpeg")
+
     async def _fetch(self, url: str) -> bytes:
-        """The input image, at most MAX_IMAGE_BYTES; a GET, so retried like the callback."""
+        """The input image, at most MAX_IMAGE_BYTES; a GET, so retried like the callback.
+        An inline data: URL is decoded here instead."""
+        if url[:5].lower() == "data:":
+            try:
+                return decode_data_url(url, MAX_IMAGE_BYTES)
+            except OverflowError:
+                raise _Fail(_TOO_LARGE) from None
+            except ValueError:
+                raise _Fail(_FETCH_FAILED) from None
         for attempt in range(1, self._attempts + 1):
             try:
                 async with self._client.stream("GET", url) as resp:
@@ -260,7 +313,7 @@ class DemoProvider:
                     async for chunk in resp.aiter_bytes():
                         data += chunk
                         if len(data) > MAX_IMAGE_BYTES:
-                            raise _Fail("The image is larger than 20 MB.")
+                            raise _Fail(_TOO_LARGE)
                     return bytes(data)
             except httpx.HTTPError as exc:
                 if attempt == self._attempts:

@@ -87,7 +87,7 @@ async def test_the_whole_happy_path_in_the_terminal(database: TestDatabase,
         assert t("en", "console.hello") in menu
         assert t("en", "welcome") in menu
         await term.type("/checkin")
-        await term.expect(t("en", "checkin.done", credits=2, balance=12))
+        await term.expect(t("en", "checkin.done", credits="2 credits", balance=12))
         for line in ("a" * 300, "视" * 86):  # issue 9: over 255 bytes, not a path: text
             await term.type(line)
             await term.expect(t("en", "menu.hint"))
@@ -110,7 +110,7 @@ async def test_the_whole_happy_path_in_the_terminal(database: TestDatabase,
             assert clip.streams.video
             assert sum(1 for _ in clip.decode(video=0)) > 0
         await term.type("/balance")
-        await term.expect(t("en", "balance.text", available=11, held=0))
+        await term.expect(t("en", "balance.text", available="11 credits", held="0 credits"))
         await term.type("/quit")
         await term.expect(t("en", "console.bye"))
         assert proc.stdin is not None

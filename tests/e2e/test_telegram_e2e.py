@@ -21,7 +21,7 @@ from bot.telegram import ChatRateLimiter, TelegramBot, open_telegram
 from core.config import Secrets
 from core.db import read, utcnow
 from handlers import ChatDeps, Handlers
-from handlers.messages import t
+from handlers.messages import t, tn
 from handlers.tables import chats
 from providers import Provider, TaskRequest, TaskState, TaskStatus
 from tests.factories import TestDatabase
@@ -118,7 +118,8 @@ class Person:
     async def to_confirmation(self, answer: list[Call], prompt: str) -> list[Call]:
         """Answers the questions after the photo until the confirmation."""
         for _ in range(6):  # what is asked next depends on the model's choices
-            if data_of(answer, "confirm", needed=False):
+            if data_of(answer, "confirm", needed=False) or \
+                    data_of(answer, "checkin", needed=False):  # short of credits
                 return answer
             if data_of(answer, "model:demo-i2v", needed=False):
                 answer = await self.presses("model:demo-i2v")
@@ -174,7 +175,7 @@ async def test_first_contact_to_a_delivered_video(database: TestDatabase, tmp_pa
         assert t("en", "welcome") in texts(welcome)
         assert data_of(welcome, "generate") == "generate"  # the main menu
         checkin = await alice.says("/checkin")
-        assert t("en", "checkin.done", credits=2, balance=12) in texts(checkin)
+        assert t("en", "checkin.done", credits="2 credits", balance=12) in texts(checkin)
 
         confirm = await alice.makes_a_video()
         tg.script_next("sendVideo", tg.retry_after(1))  # the delivery meets a 429 first
@@ -183,7 +184,19 @@ async def test_first_contact_to_a_delivered_video(database: TestDatabase, tmp_pa
         status_message = str(tg.last_message_id(1001))
         refused, video = await delivered(stack, 1001, "sendVideo", count=2)
 
-        assert "1" in texts(confirm)  # the price shown before confirming
+        assert "Cost: 1 credit\n" in texts(confirm)  # the price shown before confirming
+        # After the video, the main menu; the status message ends with the outcome, and no
+        # edit repeats the text before it (Telegram: "message is not modified").
+        [menu] = await tg.wait_for("sendMessage", chat_id=1001, within=WAIT,
+                                   where=lambda c: c.at >= video.at and
+                                   c.params["text"] == t("en", "menu.prompt"))
+        assert data_of([menu], "generate") == "generate"
+        await tg.wait_for("editMessageText", chat_id=1001, within=WAIT,
+                          where=lambda c: "delivered" in c.params["text"])
+        shown = [started[0].params["text"]]
+        for e in tg.of("editMessageText", 1001):
+            assert e.params["text"] != shown[-1]
+            shown.append(e.params["text"])
         assert video.at - refused.at >= 1.0  # retry_after honoured
         assert video.files["video"] > 1000
         assert 0 < video.files["thumbnail"] <= 200 * 1024
@@ -191,7 +204,7 @@ async def test_first_contact_to_a_delivered_video(database: TestDatabase, tmp_pa
         balance = await stack.app.wallet.balance(uid)
         assert (balance.available, balance.held) == (11, 0)
         answer = await alice.says("/balance")
-        assert t("en", "balance.text", available=11, held=0) in texts(answer)
+        assert t("en", "balance.text", available="11 credits", held="0 credits") in texts(answer)
         # The status message was the one the dispatcher kept up to date.
         edits = tg.of("editMessageText", 1001)
         assert all(e.params["message_id"] == status_message for e in edits)
@@ -221,12 +234,15 @@ async def test_short_of_credits_cancel_and_a_failed_job(database: TestDatabase,
         await bob.makes_a_video()
         await bob.presses("go")  # 1 credit held; the provider refuses at once
         await tg.wait_for("sendMessage", chat_id=2002, within=WAIT,
-                                     where=lambda c: "credits are back" in c.params["text"])
+                          where=lambda c: tn("en", "fail.back", 1) in c.params["text"])
         assert (await stack.app.wallet.balance(uid)).available == 1
 
         await stack.app.wallet.hold(uid, 1, ref="elsewhere")  # now nothing is left
-        await bob.makes_a_video()
-        short = await bob.presses("go")
+        confirmation = await bob.makes_a_video()
+        assert tn("en", "gen.short", 1) in texts(confirmation)  # says what is missing
+        assert data_of(confirmation, "confirm", needed=False) == ""  # and no Confirm
+        assert data_of(confirmation, "topup") == "topup"
+        short = await bob.presses("go")  # an old Confirm button still in the chat
         assert t("en", "err.insufficient", needed=1, available=0, missing=1) in texts(short)
         assert await stack.app.wallet.audit() == []
 

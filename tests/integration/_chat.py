@@ -118,9 +118,15 @@ class Harness:
         return [(r.kind, r.payload) for r in rows]
 
     async def news(self, user_id: int, kind: str) -> list[Outbound]:
-        """The last outbox message of `kind` for the user, rendered."""
+        """The last outbox message of `kind` for the user, rendered, without the main menu that
+        every notification ends with (checked here)."""
         payload = [p for k, p in await self.outbox(user_id) if k == kind][-1]
-        return await self.handlers.notification(user_id, kind, payload)
+        out = await self.handlers.notification(user_id, kind, payload)
+        assert out, "rendered as nothing"
+        *news, menu = out
+        assert isinstance(menu, Text)
+        assert "generate" in [b.data for row in menu.buttons for b in row], menu
+        return news
 
 
 def chat_config(database: TestDatabase, data_dir: Path, public_url: str,

@@ -128,9 +128,10 @@ async def test_every_conversation_through_a_channel_without_edit_or_buttons(
 
         # balance, history, check-in, redeem, top-up, videos, language, cancel
         menu = await me.say("/start")
-        assert en("balance.text", available=8, held=0) in await me.choose(menu, en("btn.balance"))
+        balance = en("balance.text", available="8 credits", held="0 credits")
+        assert balance in await me.choose(menu, en("btn.balance"))
         assert en("history.title") in await me.say("/history")
-        assert en("checkin.done", credits=2, balance=10) in \
+        assert en("checkin.done", credits="2 credits", balance=10) in \
             await me.choose(menu, en("btn.checkin"))
         code = await h.app.wallet.create_code(5)
         assert en("redeem.done", credits=5, balance=15) in await me.say(f"/redeem {code.code}")
@@ -148,7 +149,8 @@ async def test_every_conversation_through_a_channel_without_edit_or_buttons(
         assert en("cancelled") in await me.choose(kinds, en("btn.cancel"))
 
         # old button data still decodes; unknown data: "expired" and the current menu
-        assert en("balance.text", available=15, held=0) in await me.say(choice="c:balance")
+        balance = en("balance.text", available="15 credits", held="0 credits")
+        assert balance in await me.say(choice="c:balance")
         expired = await me.say(choice="zz:9")
         assert en("menu.expired") in expired
         assert en("menu.prompt") in expired
@@ -161,5 +163,5 @@ async def test_every_conversation_through_a_channel_without_edit_or_buttons(
         assert en("gen.kind") in await other.say("1")  # 1. Make a video
         # a number that is no choice is text; a full-width one is a choice
         assert en("gen.kind") in await me.say("9")
-        assert en("cancelled") in await me.say("３")  # 3rd line: Cancel after two kinds
+        assert en("cancelled") in await me.say("４")  # 4th line: Cancel after three kinds
         assert not [m for _, m in channel.sent if isinstance(m, Text) and m.buttons]

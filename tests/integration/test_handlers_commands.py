@@ -12,6 +12,7 @@ import pytest
 
 from core.config import ChatConfig
 from handlers import Invoice, StarsPayment, Text
+from handlers.state import Step
 from payments import StarsInvoice
 from tests.factories import TestDatabase
 from tests.integration._chat import buttons, chatting, choices, texts
@@ -83,8 +84,15 @@ async def test_redeem_and_every_refusal(database: TestDatabase, tmp_path: Path) 
         alice, bob = h.user("1"), h.user("2")
         await alice.send("/start")
         await bob.send("/start")
-        assert "Send the code like this" in texts(await alice.send("/redeem"))
-        assert "+7 credits. Balance: 17" in texts(await alice.send("/redeem gift-one"))
+        # A bare /redeem asks for the code, and the next text is the code.
+        asked = await alice.send("/redeem")
+        assert "Type the code" in texts(asked)
+        assert choices(asked) == ["cancel"]  # Telegram keeps its Cancel button
+        assert [m.free_text for m in asked if isinstance(m, Text)] == [True]
+        assert (await alice.chat()).step is Step.REDEEM
+        assert "+7 credits. Balance: 17" in texts(await alice.send("gift-one"))
+        assert (await alice.chat()).step is Step.IDLE
+        assert "Send the code like this" in texts(await alice.send("/redeem two words"))
         assert "already redeemed" in texts(await alice.send("/redeem GIFT-ONE"))
         assert "used up" in texts(await bob.send("/redeem GIFT-ONE"))
         assert "does not exist" in texts(await bob.send("/redeem NOPE-NOPE"))
@@ -196,8 +204,9 @@ async def test_outbox_messages_from_other_packages_render(database: TestDatabase
         await user.send("/start")
         uid = await user.id()
         note = h.handlers.notification
-        [credited] = await note(uid, "payment.credited",
-                                {"credits": 100, "package_id": "starter", "provider": "stripe"})
+        [credited, menu] = await note(uid, "payment.credited", {
+            "credits": 100, "package_id": "starter", "provider": "stripe"})
+        assert "generate" in [b.data for m in [menu] for row in m.buttons for b in row]  # type: ignore[union-attr]
         assert isinstance(credited, Text)
         assert "+100 credits. Balance: 10" in credited.text
         disputed = texts(await note(uid, "payment.reversed",

@@ -45,7 +45,7 @@ async def test_first_contact_welcomes_once_and_grants_the_bonus_once(
         user = h.user()
         out = await user.send("/start")
         assert "Welcome to VideoFly" in texts(out)
-        assert "10 free credits" in texts(out)
+        assert "You have 10 credits to start, free" in texts(out)
         assert "2026-03-31" in texts(out)
         assert "generate" in choices(out)  # the main menu
         assert await user.available() == 10
@@ -69,7 +69,8 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         user = h.user()
         await user.send("/start")
         kinds = await user.press("g")
-        assert choices(kinds) == ["kind:text-to-video", "kind:image-to-video", "cancel"]
+        assert choices(kinds) == ["kind:text-to-video", "kind:image-to-video", "kind:try-on",
+                                  "cancel"]
         assert "Send the photo" in texts(await user.press("k:image-to-video"))
         assert "Describe what should happen" in texts(await user.photo(PHOTO))
         models = await user.send("a slow pan over a gradient")
@@ -78,7 +79,7 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         shapes = await user.press("m:demo-i2v")  # one duration: not asked
         assert choices(shapes) == ["aspect:16:9", "aspect:9:16", "cancel"]
         confirm = texts(await user.press("a:9:16"))
-        assert "Cost: 1 credits" in confirm
+        assert "Cost: 1 credit\n" in confirm
         assert "Balance now: 10" in confirm
         assert "Balance after: 9" in confirm
         assert "4 s, 9:16" in confirm
@@ -102,9 +103,11 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         assert job.result_keys is not None
         assert video.key == job.result_keys[0]
         assert video.thumbnail_key == job.thumbnail_key
-        assert "1 credits spent" in video.caption
+        assert "1 credit spent" in video.caption
         assert "balance 9" in video.caption
-        assert await h.handlers.job_status(job_id) is None  # ended: the news is the outbox's
+        # The status message ends with the outcome.
+        ended = Text(text=f"✅ #{job_id} delivered")
+        assert await h.handlers.job_status(job_id) == ("delivered", ended)
         assert "Available: 9 credits" in texts(await user.send("/balance"))
 
 
@@ -115,9 +118,10 @@ async def test_status_line_and_status_message(database: TestDatabase, tmp_path: 
         job_id = await confirm(user)
         await h.finished(job_id)
         for state, progress, key, shown in (("pending", None, "queued", "queued"),
-                                            ("generating", 40, "generating:40", "40%"),
-                                            ("generating", None, "generating", "generated"),
-                                            ("uploading", 100, "uploading", "almost ready")):
+                                            ("generating", 40, "making:40:m0", "40%"),
+                                            ("generating", None, "making:0:m0", "making"),
+                                            ("uploading", 100, "uploading", "almost ready"),
+                                            ("completed", 100, "delivered", "delivered")):
             async with write(h.app.engine) as conn:  # the job's states, set by hand
                 await conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                     state=state, progress=progress))
@@ -130,8 +134,9 @@ async def test_status_line_and_status_message(database: TestDatabase, tmp_path: 
         await h.handlers.remember_status(job_id, channel="telegram", address="100",
                                          message_id="8")
         async with h.app.engine.connect() as conn:
-            rows = (await conn.execute(select(job_messages.c.message_id))).scalars().all()
-        assert rows == ["8"]
+            rows = (await conn.execute(select(job_messages.c.message_id,
+                                              job_messages.c.shown))).all()
+        assert [tuple(r) for r in rows] == [("8", "delivered")]  # what it shows when sent
 
 
 async def test_credits_short_says_what_is_missing_and_confirm_works_after_checkin(
@@ -139,16 +144,17 @@ async def test_credits_short_says_what_is_missing_and_confirm_works_after_checki
     async with chatting(database, tmp_path,
                         env={"VIDEOFLY__CREDITS__NEW_USER_BONUS": "0"}) as h:
         user = h.user()
-        confirm = texts(await to_confirm(user))
-        assert "Balance after: -1" in confirm
-        assert "1 more" in confirm
-        short = texts(await user.press("go"))
-        assert "You need 1 credits but have 0: 1 more" in short
-        assert "/checkin" in short
-        assert "/topup" in short
-        assert (await user.chat()).step is Step.CONFIRM  # the draft was kept
-        assert "+2 credits" in texts(await user.send("/checkin"))
-        started = await user.press("go")
+        shown = await to_confirm(user)
+        confirm = texts(shown)
+        assert "Balance after" not in confirm
+        assert "You are 1 credit short" in confirm
+        assert choices(shown) == ["topup", "checkin", "cancel"]  # no Confirm to be refused
+        assert (await user.chat()).step is Step.CONFIRM  # the draft is kept
+        after = await user.press("checkin")
+        assert "+2 credits" in texts(after)
+        assert "Balance after: 1 credit" in texts(after)  # the confirmation again, now payable
+        assert "confirm" in choices(after)
+        started = await user.press("confirm")
         job_id = started[0].track_job  # type: ignore[union-attr]
         assert job_id is not None
         assert (await h.finished(job_id)).state == "completed"
@@ -230,7 +236,7 @@ async def test_a_new_instance_continues_the_conversation(database: TestDatabase,
         out = await user.press("m:demo-i2v", handlers=restarted)
         assert "Which shape?" in texts(out)
         confirm = texts(await user.press("a:16:9", handlers=h.with_deps()))
-        assert "Cost: 1 credits" in confirm
+        assert "Cost: 1 credit\n" in confirm
         assert (await user.chat()).draft.prompt == "waves on a beach"
 
 
@@ -290,7 +296,7 @@ async def test_too_many_jobs_names_the_limit_and_writing_unblocks(database: Test
             await conn.execute(update(chats).where(chats.c.user_id == uid).values(
                 blocked_at=now))
         out = texts(await user.press("go"))
-        assert "already have 1 videos in progress" in out
+        assert "most jobs in progress at once (1)" in out
         assert (await user.chat()).step is Step.CONFIRM
         async with h.app.engine.connect() as conn:
             blocked = (await conn.execute(select(chats.c.blocked_at, chats.c.last_seen_at)

@@ -53,7 +53,7 @@ async def test_retry_a_job_whose_result_could_not_be_stored(database: TestDataba
         [news] = await h.news(uid, "job.failed")
         assert isinstance(news, Text)
         assert "the result could not be saved" in news.text
-        assert "1 credits are back" in news.text
+        assert "Your 1 credit is back" in news.text
         assert choices([news]) == [f"video:retry:{job_id}"]
         assert await user.available() == 10
         assert choices(await user.send("/videos")) == [f"video:retry:{job_id}"]
@@ -84,7 +84,7 @@ async def test_make_a_failed_job_again(database: TestDatabase, tmp_path: Path) -
         assert "it took too long" in texts(await h.news(uid, "job.failed"))
         assert choices(await user.send("/videos")) == [f"video:again:{job_id}"]
         question = await user.press(f"va:{job_id}")
-        assert "Cost: 1 credits" in texts(question)
+        assert "Cost: 1 credit\n" in texts(question)
         assert "Balance after: 9" in texts(question)
         assert (await user.chat()).step is Step.CONFIRM
         again = await confirm(user)

@@ -23,7 +23,7 @@ def test_shipped_config_loads_and_matches_the_defaults_where_it_sets_them() -> N
     assert cfg.database.url == "sqlite+aiosqlite:///data/videofly.db"
     assert cfg.app == Config().app
     assert cfg.credits == Config().credits
-    assert [m.id for m in cfg.models if m.enabled] == ["demo-i2v", "demo-t2v"]
+    assert [m.id for m in cfg.models if m.enabled] == ["demo-i2v", "demo-t2v", "demo-tryon"]
     assert cfg.packages[0].price == Decimal("4.99")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from generation import Job
 from handlers.state import Draft
-from handlers.status import status_key, status_text
+from handlers.status import status_key
 
 
 def test_a_draft_round_trips_through_json() -> None:
@@ -32,12 +32,11 @@ JOB = Job(1, 1, "m", "demo", "image-to-video", "p", [], 4, "16:9", 1, None, "pen
           None, None, None, None, None, None, 0, datetime(2026, 1, 1, tzinfo=UTC), None)
 
 
-@pytest.mark.parametrize(("state", "progress", "key"), [
-    ("pending", None, "queued"), ("generating", None, "generating"),
-    ("generating", 0, "generating"), ("generating", 55, "generating:55"),
-    ("uploading", 100, "uploading"), ("completed", 100, None), ("failed", None, None)])
-def test_status_keys(state: str, progress: int | None, key: str | None) -> None:
-    job = replace(JOB, state=state, progress=progress)
+@pytest.mark.parametrize(("state", "progress", "failure", "key"), [
+    ("pending", None, None, "queued"), ("generating", None, None, "making:0:m0"),
+    ("generating", 0, None, "making:0:m0"), ("generating", 55, None, "making:55:m0"),
+    ("uploading", 100, None, "uploading"), ("completed", 100, None, "delivered"),
+    ("failed", None, "provider", "failed"), ("failed", None, "cancelled", "cancelled")])
+def test_status_keys(state: str, progress: int | None, failure: str | None, key: str) -> None:
+    job = replace(JOB, state=state, progress=progress, failure=failure)
     assert status_key(job) == key
-    if key == "generating:55":
-        assert status_text("zh", job) == "🎬 #1 生成中… 55%"
