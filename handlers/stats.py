@@ -8,7 +8,7 @@ spelled differently in SQLite and PostgreSQL; it is an admin's occasional comman
 
 The chart is drawn with matplotlib's Agg backend on a `Figure` of its own (no pyplot global
 state), in a worker thread, in the admin's language: its words are set in Noto Sans CJK
-(`core.fonts`, shipped as a dependency), given per text element, so no global font setting
+(`providers.fonts`, shipped as a dependency), given per text element, so no global font setting
 changes. Counts are whole numbers, so both axes have integer ticks only; the days are labelled
 every third day counted back from today, so today always has its label. Matplotlib is
 imported there, on the first /stats, not when the conversations load (~0.5 s, tens of MB).
@@ -23,9 +23,9 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from core.db import read
-from core.fonts import cjk_face
 from generation import finished_since
 from payments import revenue
+from providers.fonts import cjk_face
 from wallet import queries
 
 from .deps import ChatDeps, Ctx

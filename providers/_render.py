@@ -2,7 +2,7 @@
 
 With an image: a slow Ken Burns pan-and-zoom over it. Without: the prompt, wrapped, over a
 moving gradient with a progress bar, so every frame differs. The prompt is drawn in Noto Sans CJK
-(`core.fonts`), so Chinese shows as Chinese; emoji, which no shipped font draws, are left out
+(`providers.fonts`), so Chinese shows as Chinese; emoji, which no shipped font draws, are left out
 rather than drawn as boxes. `render_clip` is CPU work and
 synchronous; async callers run it in a thread (`await asyncio.to_thread(render_clip, ...)`).
 
@@ -32,9 +32,8 @@ from typing import Final
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from core.fonts import cjk_face, drawable, glyphs
-
 from ._clip import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ClipInfo, RenderError, frame_size
+from .fonts import cjk_face, drawable, glyphs
 
 __all__ = [
     "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "font_for", "frame_size",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
-from core.fonts import cjk_face, drawable, glyphs
 from providers import _render
 from providers._render import font_for
+from providers.fonts import cjk_face, drawable, glyphs
 
 
 def bitmap(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, ch: str) -> bytes:
