@@ -72,6 +72,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 # Demo clips are copied into storage when their job completes; a day is far past any deadline.
 DEMO_CLIP_KEEP_SECONDS = 86_400.0
 PARTIAL_KEEP_SECONDS = 3600.0  # a crash's half-written upload; no upload takes this long
+# The catch-up sweeps wait this long after start, off the path to the first menu and /healthz.
+FIRST_SWEEPS_DELAY = 2.0
 
 
 class StartupError(Exception):
@@ -203,7 +205,8 @@ async def build_app(
             local = storage
             housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
                                          lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
-        scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping))
+        scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping),
+                              first_delay=FIRST_SWEEPS_DELAY)
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
                   payments=payments, telegram_webhook=telegram_webhook, metrics=metrics,
