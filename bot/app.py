@@ -74,6 +74,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 # Demo clips are copied into storage when their job completes; a day is far past any deadline.
 DEMO_CLIP_KEEP_SECONDS = 86_400.0
 PARTIAL_KEEP_SECONDS = 3600.0  # a crash's half-written upload; no upload takes this long
+# The catch-up sweeps wait this long after start, off the path to the first menu and /healthz.
+FIRST_SWEEPS_DELAY = 2.0
 
 
 class StartupError(Exception):
@@ -115,10 +117,33 @@ def http_client() -> httpx.AsyncClient:
     request URL at INFO, and provider and media URLs carry tokens: its logging is turned down."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=10.0), http1=True, http2=False,
-        follow_redirects=False, limits=httpx.Limits(max_connections=100,
-                                                    max_keepalive_connections=20))
+        follow_redirects=False, limits=limits,
+        transport=_FirstUseTransport(http1=True, http2=False, limits=limits))
+
+
+class _FirstUseTransport(httpx.AsyncBaseTransport):
+    """httpx's default transport with the client's settings, built on the first request.
+
+    Building it imports httpcore and anyio and loads the CA bundle into an SSL context, about
+    80 ms of CPU that start-up would spend before the first menu although nothing is sent out
+    until a job or a payment needs it (bench/README.md, `bench/startup.py`)."""
+
+    def __init__(self, *, http1: bool, http2: bool, limits: httpx.Limits) -> None:
+        self._http1, self._http2, self._limits = http1, http2, limits
+        self._transport: httpx.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._transport is None:  # no await in between: one transport, whoever comes first
+            self._transport = httpx.AsyncHTTPTransport(
+                http1=self._http1, http2=self._http2, limits=self._limits)
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
 
 
 @asynccontextmanager
@@ -193,7 +218,8 @@ async def build_app(
             housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
                                          lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
         housekeeping += membership_jobs(memberships)
-        scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping))
+        scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping),
+                              first_delay=FIRST_SWEEPS_DELAY)
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
                   payments=payments, telegram_webhook=telegram_webhook, metrics=metrics,

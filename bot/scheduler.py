@@ -7,7 +7,9 @@ Every job runs at most one instance at a time (`max_instances=1`), a run that wa
 the loop was busy is run once, not once per missed tick (`coalesce=True`), and a run that is late
 still runs (no misfire grace limit). Each job is wrapped so that an exception is logged with its
 traceback and never reaches APScheduler: the next tick simply runs it again. Every job first
-runs right at start, so a restart catches up on overdue jobs and holds at once.
+runs `first_delay` seconds after start (0 by default), so a restart catches up on overdue jobs
+and holds at once; the service (`bot.app`) waits 2 s, so that the catch-up's dozen statements do
+not compete with start-up and the first answers (bench/README.md, `bench/startup.py`).
 
 The sweeps are safe with several instances on one database (they claim their rows, see
 `generation.sweeps`), so every instance runs its own scheduler.
@@ -24,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -85,14 +87,18 @@ def membership_jobs(memberships: Memberships, every: float = 60.0) -> list[Perio
 class Scheduler:
     """Runs `Periodic` jobs while entered; an async context manager."""
 
-    def __init__(self, periodic: Sequence[Periodic], *, grace: float = 10.0) -> None:
+    def __init__(self, periodic: Sequence[Periodic], *, grace: float = 10.0,
+                 first_delay: float = 0.0) -> None:
         names = [p.name for p in periodic]
         if len(set(names)) != len(names):
             raise ValueError(f"periodic job names must be unique: {names}")
         if any(p.seconds <= 0 for p in periodic):
             raise ValueError("periodic job intervals must be positive")
+        if first_delay < 0:
+            raise ValueError("the first run's delay must not be negative")
         self._periodic = {p.name: p for p in periodic}
         self._grace = grace
+        self._first_delay = first_delay
         self._running: dict[asyncio.Task[object], str] = {}
         self._scheduler: AsyncIOScheduler | None = None
         self.runs: dict[str, int] = dict.fromkeys(self._periodic, 0)  # finished runs, for tests
@@ -140,7 +146,7 @@ class Scheduler:
         # APScheduler logs two INFO lines per run; the wrapper logs what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        first = datetime.now(UTC)
+        first = datetime.now(UTC) + timedelta(seconds=self._first_delay)
         for job in self._periodic.values():
             scheduler.add_job(self._guarded, IntervalTrigger(seconds=job.seconds, timezone=UTC),
                               args=(job,), id=job.name, name=job.name, max_instances=1,

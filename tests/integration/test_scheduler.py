@@ -209,3 +209,28 @@ def test_intervals_and_names_are_checked() -> None:
         Scheduler([Periodic("a", 1, nothing), Periodic("a", 2, nothing)])
     with pytest.raises(ValueError, match="positive"):
         Scheduler([Periodic("a", 0, nothing)])
+
+
+async def test_first_delay_defers_the_first_run_and_run_now_still_works() -> None:
+    ran: list[str] = []
+    started = asyncio.Event()
+
+    async def later() -> None:
+        ran.append("later")
+
+    async def now() -> None:
+        started.set()
+
+    deferred = Scheduler([Periodic("later", 3600, later)], first_delay=3600)
+    at_once = Scheduler([Periodic("now", 3600, now)])
+    async with deferred, at_once:
+        await asyncio.wait_for(started.wait(), WAIT)  # a run due at start has happened
+        for _ in range(20):  # and the deferred one's would have been due at the same moment
+            await asyncio.sleep(0)
+        assert ran == []
+        assert deferred.runs == {"later": 0}
+        assert await deferred.run_now("later")
+        assert ran == ["later"]
+        assert deferred.runs == {"later": 1}
+    with pytest.raises(ValueError, match="negative"):
+        Scheduler([Periodic("a", 1, later)], first_delay=-1)
