@@ -120,6 +120,27 @@ class TelegramConfig:
 class WechatConfig:
     api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     admins: tuple[str, ...] = ()
+    mode: Literal["active", "passive"] = "active"
+    # Seconds a POST /wechat waits for the answer before it stops waiting (WeChat waits 5).
+    reply_window_seconds: float = 4.0
+    # Largest POST /wechat body read; more gets 413 (WeChat's messages are a few KB).
+    max_body_bytes: int = 65_536
+    # Create the custom menu (Make / Balance / Check in / Top up) at start.
+    menu: bool = True
+
+    @field_validator("reply_window_seconds")
+    @classmethod
+    def _window(cls, v: float) -> float:
+        if not 0 < v < 5:
+            raise ValueError("must be above 0 and below WeChat's 5 seconds")
+        return v
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body(cls, v: int) -> int:
+        if v < 1024:
+            raise ValueError("must be at least 1024")
+        return v
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
@@ -156,6 +177,18 @@ class PaymentsConfig:
     creem_api_base: str = "https://api.creem.io"
     # Telegram Stars invoices (needs packages with stars > 0 and a Telegram bot).
     stars: bool = True
+    # Stripe Checkout's payment methods (`payment_method_types`), e.g. ["card", "wechat_pay",
+    # "alipay"] for buyers in WeChat's browser; empty: those enabled in the Stripe Dashboard.
+    stripe_methods: tuple[str, ...] = ()
+
+    @field_validator("stripe_methods")
+    @classmethod
+    def _method_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not m or not m.replace("_", "").isalpha() or not m.islower() for m in v):
+            raise ValueError("each method is a Stripe payment method type such as \"card\"")
+        if len(set(v)) != len(v):
+            raise ValueError("a method is listed twice")
+        return v
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)

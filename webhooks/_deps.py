@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from payments import Payments
 
     from .telegram import TelegramWebhook
+    from .wechat import WeChatWebhook
 
 __all__ = ["DEPS", "HANDOVER", "WebDeps"]
 
@@ -44,6 +45,8 @@ class WebDeps:
     telegram: TelegramWebhook | None = None
     # Top-ups: `POST /payments/stripe` and `/payments/creem` (no routes without it).
     payments: Payments | None = None
+    # WeChat: where `GET|POST /wechat` hands messages (no route without it).
+    wechat: WeChatWebhook | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)

@@ -7,6 +7,7 @@ import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
+from bot.wechat import _inbox_tables  # noqa: F401
 from core.db import metadata
 
 _conn = context.config.attributes.get("connection")

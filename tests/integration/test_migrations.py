@@ -18,6 +18,7 @@ import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
+from bot.wechat import _inbox_tables  # noqa: F401
 from core import migrate
 from core.db import create_engine, metadata
 from tests.factories import create_pg_database, drop_pg_database

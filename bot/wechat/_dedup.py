@@ -1,0 +1,105 @@
+"""Exactly once per WeChat message, across replicas: a unique key in `wechat_inbound`.
+
+    seen = await claim(engine, key, openid, now=now)   # None: ours to handle
+    if seen is None:
+        ...handle...; await settle(engine, key, REPLIED, text)
+    else:
+        seen = await wait_settled(engine, key, deadline)  # another try is handling it
+
+The first try to INSERT the key handles the message; any other try (WeChat's retry, on this
+instance or another) reads the row and, while it still says `working`, polls it until the first
+try settles it or its own time is up. A plain INSERT that fails on the primary key is the one
+portable "claim" on SQLite and PostgreSQL alike, and it is its own transaction, so nothing else
+is rolled back with it.
+
+A try whose instance dies while `working` leaves the row so: later tries answer `success` (or
+the passive notice) rather than act a second time, since the first may have acted already
+(a job started, credits spent). The user sees no answer to that one message and can send it
+again; everything the handling queued in the outbox is delivered as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import read_tx, write_tx
+
+from ._inbox_tables import wechat_inbound
+
+__all__ = ["DEFERRED", "KEEP", "REPLIED", "WORKING", "Seen", "claim", "peek", "purge",
+           "settle", "wait_settled"]
+
+WORKING, REPLIED, DEFERRED = "working", "replied", "deferred"
+KEEP = timedelta(hours=1)  # WeChat's tries span ~15 s; an hour leaves room for slow clocks
+POLL_SECONDS = (0.02, 0.05, 0.1, 0.2)  # a waiting try's polls: soon at first, then every 0.2 s
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """How another try left the message: still `working`, or settled with its reply."""
+
+    status: str
+    reply: str | None
+
+
+async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
+                keep: timedelta = KEEP) -> Seen | None:
+    """None when this try is the first (it must handle the message); else the row as is."""
+    try:
+        async with write_tx(engine) as conn:
+            await conn.execute(insert(wechat_inbound).values(
+                key=key, openid=openid, status=WORKING, created_at=now, expires_at=now + keep))
+        return None
+    except IntegrityError:
+        return await peek(engine, key) or Seen(WORKING, None)
+
+
+async def peek(engine: AsyncEngine, key: str) -> Seen | None:
+    async with read_tx(engine) as conn:
+        row = (await conn.execute(select(wechat_inbound.c.status, wechat_inbound.c.reply)
+                                  .where(wechat_inbound.c.key == key))).first()
+    return None if row is None else Seen(row.status, row.reply)
+
+
+async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None) -> None:
+    """Records the answer the first try gave, for the tries after it."""
+    async with write_tx(engine) as conn:
+        await conn.execute(update(wechat_inbound)
+                           .where(wechat_inbound.c.key == key,
+                                  wechat_inbound.c.status == WORKING)
+                           .values(status=status, reply=reply))
+
+
+async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
+                       nudge: asyncio.Event | None = None) -> Seen:
+    """The row once settled, or as it is at `deadline` (the event loop's clock). `nudge`, set
+    when this instance settles the key itself, ends a wait early without a poll."""
+    loop = asyncio.get_running_loop()
+    step = 0
+    while True:
+        seen = await peek(engine, key) or Seen(WORKING, None)
+        left = deadline - loop.time()
+        if seen.status != WORKING or left <= 0:
+            return seen
+        pause = min(POLL_SECONDS[min(step, len(POLL_SECONDS) - 1)], left)
+        step += 1
+        if nudge is None:
+            await asyncio.sleep(pause)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(nudge.wait(), pause)
+
+
+async def purge(engine: AsyncEngine, now: datetime) -> int:
+    """Deletes the rows past their expiry; returns how many."""
+    async with write_tx(engine) as conn:
+        result = await conn.execute(delete(wechat_inbound)
+                                    .where(wechat_inbound.c.expires_at < now))
+    return int(result.rowcount or 0)
