@@ -9,8 +9,9 @@ Decisions:
   A result still over the limit gets one more try at three quarters of the bitrate. When the
   bitrate left is below `MIN_VIDEO_BPS` (a picture nobody could watch), or the second try fails,
   the answer is "link": the caller sends the thumbnail and a signed link instead.
-- Images: a JPEG or PNG within the limit goes as it is; anything else is re-encoded as JPEG at
-  falling quality, then at smaller sizes, until it fits. Thumbnails are JPEG in the same way.
+- Images: a JPEG within the limit goes as it is; anything else (PNG, WebP, a larger JPEG) is
+  re-encoded as JPEG at falling quality, then at smaller sizes, until it fits: one type to
+  upload, and try-on results are photographs. Thumbnails are JPEG in the same way.
 - The bytes are hostile: decoding errors become `MediaError`; images over `MAX_PIXELS` and
   video over 8192 pixels a side are refused before decoding a frame.
 - Encoding is CPU work: the async functions run it in a worker thread (`asyncio.to_thread`), so
@@ -187,8 +188,8 @@ def _duration(container_us: int | None, stream_duration: int | None,
 
 
 async def fit_image(data: bytes, limit: int) -> bytes:
-    """The image as it is (JPEG or PNG within `limit`), else a JPEG under `limit`."""
-    return await asyncio.to_thread(_fit_image, data, limit, keep=("JPEG", "PNG"))
+    """The image as it is (a JPEG within `limit`), else a JPEG under `limit`."""
+    return await asyncio.to_thread(_fit_image, data, limit, keep=("JPEG",))
 
 
 async def thumbnail_jpeg(data: bytes, limit: int) -> bytes:
