@@ -81,7 +81,7 @@ def _xml(openid: str, text: str, msg_id: int) -> bytes:
 def _query() -> dict[str, str]:
     timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
     parts = "".join(sorted((TOKEN, timestamp, nonce)))
-    return {"signature": hashlib.sha1(parts.encode()).hexdigest(),  # noqa: S324
+    return {"signature": hashlib.sha1(parts.encode()).hexdigest(),
             "timestamp": timestamp, "nonce": nonce}
 
 

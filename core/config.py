@@ -118,15 +118,36 @@ class TelegramConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class WechatConfig:
-    api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    # Every WeChat API call goes here, the access token included; "…/cgi-bin/" is accepted too.
+    api_base_url: str = "https://api.weixin.qq.com"
     admins: tuple[str, ...] = ()
+    # "active": a verified service account sends customer-service messages; "passive": an
+    # unverified subscription account (48001) can only answer inside the reply to a message.
     mode: Literal["active", "passive"] = "active"
+    # Customer-service messages WeChat allows per user message (errcode 45047 past it).
+    cs_quota: int = 5
+    # Temporary media limits: video ≤ 10 MB MP4, image ≤ 2 MB, thumb ≤ 64 KB JPEG.
+    video_limit_bytes: int = 10 * 1024 * 1024
+    image_limit_bytes: int = 2 * 1024 * 1024
+    thumb_limit_bytes: int = 64 * 1024
+    # A text message longer than this (UTF-8 bytes) goes out in several.
+    text_limit_bytes: int = 2048
     # Seconds a POST /wechat waits for the answer before it stops waiting (WeChat waits 5).
     reply_window_seconds: float = 4.0
     # Largest POST /wechat body read; more gets 413 (WeChat's messages are a few KB).
     max_body_bytes: int = 65_536
     # Create the custom menu (Make / Balance / Check in / Top up) at start.
     menu: bool = True
+
+    @model_validator(mode="after")
+    def _sane_limits(self) -> WechatConfig:
+        if not 1 <= self.cs_quota <= 100:
+            raise ValueError("cs_quota must be 1..100")
+        if min(self.video_limit_bytes, self.image_limit_bytes, self.thumb_limit_bytes) < 1024:
+            raise ValueError("media limits must be at least 1024 bytes")
+        if not 64 <= self.text_limit_bytes <= 2048:
+            raise ValueError("text_limit_bytes must be 64..2048")
+        return self
 
     @field_validator("reply_window_seconds")
     @classmethod

@@ -2,12 +2,13 @@
 
 from alembic import context
 
+import bot.wechat._inbox_tables
+import bot.wechat._tables  # noqa: F401
 import core.outbox  # noqa: F401  (each import registers its tables on the shared metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
-from bot.wechat import _inbox_tables  # noqa: F401
 from core.db import metadata
 
 _conn = context.config.attributes.get("connection")

@@ -13,12 +13,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot.wechat._inbox_tables
+import bot.wechat._tables  # noqa: F401
 import core.outbox  # noqa: F401  (each import registers its tables)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
-from bot.wechat import _inbox_tables  # noqa: F401
 from core import migrate
 from core.db import create_engine, metadata
 from tests.factories import create_pg_database, drop_pg_database

@@ -1,7 +1,7 @@
 """WeChat: inbound messages counted once across replicas, and messages held for a user.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import core.db
 
 revision: str = '0010'
-down_revision: str | None = '0005'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
