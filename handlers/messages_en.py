@@ -244,4 +244,14 @@ TEXTS: dict[str, str] = {
     "console.log": "(log: {path})",
     # --- channel contract (numbered menus, expired buttons) ------------------------------------
     "menu.expired": "This menu has expired.",
+    # --- WeChat (bot/wechat) ------------------------------------------------------------------
+    "wx.pending": "Your answer is on its way. Send any message to get your result.",
+    "wx.more": "{count} more waiting: send any message to see them.",
+    "wx.unsupported": "I can read text and photos. Send /help to see what I can do.",
+    "wx.failed": "Something went wrong on our side. Please try again later.",
+    "wx.menu.make": "Make",
+    "wx.menu.balance": "Balance",
+    "wx.menu.checkin": "Check in",
+    "wx.menu.topup": "Top up",
+    "wx.menu.credits": "Credits",
 }

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._inbound import CHANNEL, IGNORE, MENU_COMMANDS, UNSUPPORTED, MediaSource, WeChatPhoto
+    from ._open import WeChat, open_wechat
     from ._render import TextRenderer
     from ._serve import WeChatInbox, Words
 
@@ -30,14 +31,17 @@ __all__ = [
     "UNSUPPORTED",
     "MediaSource",
     "TextRenderer",
+    "WeChat",
     "WeChatInbox",
     "WeChatPhoto",
     "Words",
+    "open_wechat",
 ]
 
 _WHERE = {"CHANNEL": "_inbound", "IGNORE": "_inbound", "MENU_COMMANDS": "_inbound",
           "UNSUPPORTED": "_inbound", "MediaSource": "_inbound", "WeChatPhoto": "_inbound",
-          "TextRenderer": "_render", "WeChatInbox": "_serve", "Words": "_serve"}
+          "TextRenderer": "_render", "WeChatInbox": "_serve", "Words": "_serve",
+          "WeChat": "_open", "open_wechat": "_open"}
 
 
 def __getattr__(name: str) -> Any:

@@ -36,7 +36,8 @@ from ._inbox_tables import wechat_held, wechat_inbound
 __all__ = ["REPLY_BYTES", "deliver_held", "dump", "hold", "load", "pending", "reply_with_held",
            "split_text"]
 
-REPLY_BYTES = 2000  # WeChat shows a passive text reply of up to ~2048 bytes whole
+REPLY_BYTES = 2048  # WeChat shows a passive text reply of up to 2048 bytes whole
+FOOTER_BYTES = 160  # room kept for the "N more waiting" line
 _GAP = "\n\n"
 
 Render = Callable[[Outbound], Awaitable[str]]
@@ -112,12 +113,12 @@ def _size(parts: list[str]) -> int:
 
 async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
-                          footer: Callable[[int], str], notice: str = "",
+                          footer: Callable[[int], Awaitable[str]], notice: str = "",
                           now: datetime, limit: int = REPLY_BYTES) -> str:
     """The passive reply to the message `key` (see the module doc), settled with the dedup row
     in the same transaction. `notice` (the answer is still being made) ends the reply;
-    `footer(n)` is the line saying `n` messages are left."""
-    tail_room = len(_GAP.encode()) * 2 + len(footer(999_999).encode()) + len(notice.encode())
+    `footer(n)` is the line saying `n` messages are left (at most `FOOTER_BYTES`)."""
+    tail_room = len(_GAP.encode()) * 2 + FOOTER_BYTES + len(notice.encode())
     room = max(limit - tail_room, 200)
     async with write_tx(engine) as conn:
         rows = (await conn.execute(
@@ -146,7 +147,7 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                 await conn.execute(insert(wechat_held).values(
                     openid=openid, created_at=now, body=dump(Text(text="\n".join(rest)))))
         if left:
-            parts.append(footer(left))
+            parts.append(await footer(left))
         if notice:
             parts.append(notice)
         text = _GAP.join(p for p in parts if p)

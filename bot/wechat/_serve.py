@@ -62,8 +62,10 @@ class WeChatInbox:
                  photo: Callable[[str, str], WeChatPhoto],
                  clock: Callable[[], datetime], mode: Literal["active", "passive"] = "active",
                  window: float = 4.0, language: str | None = "zh",
-                 reply_bytes: int = _held.REPLY_BYTES) -> None:
+                 reply_bytes: int = _held.REPLY_BYTES,
+                 on_inbound: Callable[[str], Awaitable[object]] | None = None) -> None:
         self._engine, self._answer, self._send = engine, answer, send
+        self._on_inbound = on_inbound
         self._render, self._words, self._photo = render, words, photo
         self._clock, self.mode, self.window = clock, mode, window
         self._language, self._reply_bytes = language, reply_bytes
@@ -82,6 +84,8 @@ class WeChatInbox:
         seen = await _dedup.claim(self._engine, key, openid, now=self._clock())
         if seen is not None:
             return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
+        if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
+            await self._on_inbound(openid)
         event = self._settled[key] = asyncio.Event()
         try:
             return await self._first(key, openid, inbound, deadline)
@@ -141,12 +145,15 @@ class WeChatInbox:
 
     async def _passive(self, key: str, openid: str, answers: list[Outbound],
                        status: str) -> str:
-        say = await self._words(openid)
-        notice = say("wx.pending") if status == _dedup.DEFERRED else ""
+        notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
+
+        async def footer(count: int) -> str:
+            return (await self._words(openid))("wx.more", count=count)
+
         return await _held.reply_with_held(
             self._engine, key=key, openid=openid, fresh=answers, status=status,
-            render=self._render, footer=lambda n: say("wx.more", count=n), notice=notice,
-            now=self._clock(), limit=self._reply_bytes)
+            render=self._render, footer=footer, notice=notice, now=self._clock(),
+            limit=self._reply_bytes)
 
     async def _deliver(self, openid: str, answers: list[Outbound]) -> None:
         """Active mode: held messages first, then `answers`, as customer-service messages;

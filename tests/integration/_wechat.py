@@ -66,6 +66,7 @@ class WeChatSim:
     url: str
     safe: bool = False
     token: str = TOKEN
+    app_id: str = APP_ID
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10.0))
 
     async def aclose(self) -> None:
@@ -87,7 +88,7 @@ class WeChatSim:
         query = self.query(bad=bad)
         body = xml.encode()
         if self.safe:
-            crypto = WeChatCrypto(self.token, AES_KEY, APP_ID)
+            crypto = WeChatCrypto(self.token, AES_KEY, self.app_id)
             sealed = xmltodict.parse(crypto.encrypt_message(xml, query["nonce"],
                                                             query["timestamp"]))["xml"]
             query.update(encrypt_type="aes", msg_signature=sealed["MsgSignature"])
@@ -103,15 +104,15 @@ class WeChatSim:
         """The reply's text content, or None for `success`; asserts a 200."""
         response = await self.post(xml)
         assert response.status_code == 200, response.text
-        return reply_text(response.text, safe=self.safe)
+        return reply_text(response.text, safe=self.safe, app_id=self.app_id)
 
 
-def reply_text(body: str, *, safe: bool = False) -> str | None:
+def reply_text(body: str, *, safe: bool = False, app_id: str = APP_ID) -> str | None:
     if body == "success":
         return None
     if safe:
         data = xmltodict.parse(body)["xml"]
-        crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+        crypto = WeChatCrypto(TOKEN, AES_KEY, app_id)
         body = crypto.decrypt_message(body, data["MsgSignature"], data["TimeStamp"],
                                       data["Nonce"])
     reply = xmltodict.parse(body)["xml"]

@@ -159,14 +159,14 @@ async def test_passive_late_answer_rides_on_the_next_message(
 async def test_passive_reply_holds_as_much_as_fits_and_says_how_many_are_left(
         engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
     answers = Answers(reply=lambda i: [Text(text=f"{i.text}-{n}" + "." * 60)
-                                       for n in range(6)])  # four fit in 300 bytes
+                                       for n in range(6)])  # four fit in 430 bytes
     async with instance(engine, storage, http, answers, mode="passive",
-                        reply_bytes=300) as one:
+                        reply_bytes=430) as one:
         first = await one.sim.send(text_xml("oF", "a"))
         assert first is not None
         assert first.startswith("a-0")
         assert first.endswith(WORDS["wx.more"].format(count=2))
-        assert len(first.encode()) <= 300
+        assert len(first.encode()) <= 430
         assert await count(engine, wechat_held) == 2
         second = await one.sim.send(text_xml("oF", "b"))
         assert second is not None
