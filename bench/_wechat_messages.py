@@ -38,6 +38,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,7 @@ from aiohttp import web
 from wechatpy import create_reply, parse_message
 from wechatpy.utils import check_signature
 
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-wechat-token"
 APP_ID = "wxbench0123456789"
 APP_SECRET = "bench-app-secret"
@@ -168,3 +170,99 @@ def reply_content(body: str) -> str:
     if body == "success" or body.startswith("HTTP"):
         return body
     return str(xmltodict.parse(body)["xml"].get("Content", ""))
+
+
+# --- the VideoFly service -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def videofly_server(data_dir: Any, mode: str, pg_url: str | None) -> AsyncIterator[str]:
+    """The service as `videofly run` builds it, WeChat's API at a local fake; its /wechat."""
+    import socket
+    from contextlib import AsyncExitStack
+
+    from bot.app import build_app, serve
+    from bot.channels import open_channels
+    from bot.dispatcher import Dispatcher, DispatchPolicy
+    from core.config import Secrets, load_config
+    from tests.fakes.wechat import WeChatFake
+
+    async with AsyncExitStack() as stack:
+        wx = await stack.enter_async_context(WeChatFake(app_id=APP_ID, secret=APP_SECRET))
+        sock = stack.enter_context(socket.socket())
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        database = pg_url or f"sqlite+aiosqlite:///{data_dir}/bench.db"
+        config = load_config(ROOT / "config.toml", environ={
+            "DATABASE_URL": database, "VIDEOFLY__APP__DATA_DIR": str(data_dir),
+            "VIDEOFLY__APP__LOG_LEVEL": "WARNING",
+            "VIDEOFLY__STORAGE__LOCAL_DIR": f"{data_dir}/media",
+            "VIDEOFLY__HTTP__PUBLIC_URL": url, "VIDEOFLY__WECHAT__API_BASE_URL": wx.url,
+            "VIDEOFLY__WECHAT__MODE": mode})
+        secrets = Secrets({"PROVIDER_CALLBACK_SECRET": "p" * 40, "MEDIA_LINK_SECRET": "m" * 40,
+                           "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+                           "WECHAT_TOKEN": TOKEN})
+        app = await stack.enter_async_context(build_app(config, secrets))
+        await stack.enter_async_context(serve(app.web_app, sock=sock))
+        channels = await stack.enter_async_context(open_channels(app, secrets))
+        await stack.enter_async_context(Dispatcher(
+            engine=app.engine, handlers=app.handlers, channels=channels,
+            policy=DispatchPolicy(idle=0.5)))
+        yield f"{url}/wechat"
+
+
+async def measure(url: str, args: argparse.Namespace, prefix: str, text: str,
+                  ) -> tuple[Figures, list[str]]:
+    """Warm-up (every user's first contact, then a round), then the timed round."""
+    first = Load(url, args.users, 1, "/start", prefix)
+    await run_load(first)
+    await run_load(Load(url, args.users, 2, text, prefix))
+    elapsed, latencies, bodies = await run_load(Load(url, args.users, args.messages, text,
+                                                     prefix))
+    return figures(elapsed, latencies), bodies
+
+
+async def bench_messages(args: argparse.Namespace) -> int:
+    import logging
+    import tempfile
+
+    from handlers.messages import t
+
+    logging.basicConfig(level=logging.WARNING)
+    async with bare_server() as url:
+        bare, _ = await measure(url, args, "oBare", "/balance")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.pg_url:
+            await _empty_postgres(args.pg_url)
+        async with videofly_server(tmp, args.mode, args.pg_url) as url:
+            ours, bodies = await measure(url, args, "oUser", "/balance")
+    expected = t("zh", "balance.text", available=10, held=0)
+    wrong = [b for b in bodies if expected not in reply_content(b)]
+    total = args.users * args.messages
+    print(f"{total} signed /balance messages from {args.users} users at once "
+          f"({args.mode} mode, {'PostgreSQL' if args.pg_url else 'SQLite'})")
+    print(f"  bare aiohttp + wechatpy  {bare}")
+    print(f"  videofly /wechat         {ours}")
+    ratio = ours.per_second / bare.per_second
+    print(f"  ratio videofly/bare      {ratio:8.2f}   (target >= 0.3)")
+    print(f"  videofly p99 < 1 s       {'yes' if ours.p99 < 1.0 else 'NO'}")
+    if wrong:
+        print(f"FAILED: {len(wrong)} replies were not the balance, e.g. "
+              f"{reply_content(wrong[0])[:200]!r}")
+        return 1
+    return 0
+
+
+async def _empty_postgres(url: str) -> None:
+    """Drops every table of the PostgreSQL database named (a bench database only)."""
+    from sqlalchemy import text
+
+    from core.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()

@@ -15,7 +15,12 @@ between runs (made there when missing).
     python bench/wechat.py transcode
     python bench/wechat.py transcode --rounds 5 --clip /tmp/clip1080.mp4
 
-(D2 adds the messages/s part as another subcommand.)
+The messages part (`bench/_wechat_messages.py`, its docstring says what is measured): signed
+`/balance` text messages from 100 users at once through `/wechat` against a bare aiohttp handler
+that parses the XML and answers a fixed passive reply; messages/s and p99 of both, the ratio.
+
+    python bench/wechat.py messages
+    python bench/wechat.py messages --mode active --pg-url postgresql+asyncpg://…/bench
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import asyncio
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 
+from bench import _wechat_messages
 from bot.wechat._media import AUDIO_BPS, Plan, plan_video, transcode_video
 from tests.fakes.media import noise_clip
 
@@ -131,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     tc = sub.add_parser("transcode", help="PyAV transcode vs the ffmpeg command line")
     tc.add_argument("--rounds", type=int, default=3)
     tc.add_argument("--clip", type=Path, default=None, help="keep the clip here between runs")
+    ms = sub.add_parser("messages", help="signed messages/s through /wechat vs bare aiohttp")
+    _wechat_messages.add_arguments(ms)
     args = parser.parse_args(argv)
     if args.part == "transcode":
         return transcode(args.rounds, args.clip)
+    if args.part == "messages":
+        return asyncio.run(_wechat_messages.bench_messages(args))
     return 2
 
 

@@ -10,7 +10,8 @@ The first try to INSERT the key handles the message; any other try (WeChat's ret
 instance or another) reads the row and, while it still says `working`, polls it until the first
 try settles it or its own time is up. A plain INSERT that fails on the primary key is the one
 portable "claim" on SQLite and PostgreSQL alike, and it is its own transaction, so nothing else
-is rolled back with it.
+is rolled back with it. Each function is one crossing to the driver (`run_write`/`run_read`):
+on SQLite one thread hop instead of one per statement, which is most of a message's cost.
 
 A try whose instance dies while `working` leaves the row so: later tries answer `success` (or
 the passive notice) rather than act a second time, since the first may have acted already
@@ -25,20 +26,27 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx, write_tx
+from core.db import run_read, run_write
 
 from ._inbox_tables import wechat_inbound
 
-__all__ = ["DEFERRED", "KEEP", "REPLIED", "WORKING", "Seen", "claim", "peek", "purge",
+__all__ = ["DEFERRED", "KEEP", "REPLIED", "SETTLE", "WORKING", "Seen", "claim", "peek", "purge",
            "settle", "wait_settled"]
 
 WORKING, REPLIED, DEFERRED = "working", "replied", "deferred"
 KEEP = timedelta(hours=1)  # WeChat's tries span ~15 s; an hour leaves room for slow clocks
 POLL_SECONDS = (0.02, 0.05, 0.1, 0.2)  # a waiting try's polls: soon at first, then every 0.2 s
+_CLAIM = insert(wechat_inbound)
+_PEEK = (select(wechat_inbound.c.status, wechat_inbound.c.reply)
+         .where(wechat_inbound.c.key == bindparam("k")))
+# Settles the first try's row (`k`, `new_status`, `new_reply`), once.
+SETTLE = (update(wechat_inbound)
+          .where(wechat_inbound.c.key == bindparam("k"), wechat_inbound.c.status == WORKING)
+          .values(status=bindparam("new_status"), reply=bindparam("new_reply")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,29 +60,25 @@ class Seen:
 async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
                 keep: timedelta = KEEP) -> Seen | None:
     """None when this try is the first (it must handle the message); else the row as is."""
+    row = {"key": key, "openid": openid, "status": WORKING, "created_at": now,
+           "expires_at": now + keep}
     try:
-        async with write_tx(engine) as conn:
-            await conn.execute(insert(wechat_inbound).values(
-                key=key, openid=openid, status=WORKING, created_at=now, expires_at=now + keep))
+        await run_write(engine, lambda conn: conn.execute(_CLAIM, row))
         return None
     except IntegrityError:
         return await peek(engine, key) or Seen(WORKING, None)
 
 
 async def peek(engine: AsyncEngine, key: str) -> Seen | None:
-    async with read_tx(engine) as conn:
-        row = (await conn.execute(select(wechat_inbound.c.status, wechat_inbound.c.reply)
-                                  .where(wechat_inbound.c.key == key))).first()
+    row = await run_read(engine, lambda conn: conn.execute(_PEEK, {"k": key}).first(),
+                         inline=True)
     return None if row is None else Seen(row.status, row.reply)
 
 
 async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None) -> None:
     """Records the answer the first try gave, for the tries after it."""
-    async with write_tx(engine) as conn:
-        await conn.execute(update(wechat_inbound)
-                           .where(wechat_inbound.c.key == key,
-                                  wechat_inbound.c.status == WORKING)
-                           .values(status=status, reply=reply))
+    params = {"k": key, "new_status": status, "new_reply": reply}
+    await run_write(engine, lambda conn: conn.execute(SETTLE, params))
 
 
 async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
@@ -99,7 +103,6 @@ async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
 
 async def purge(engine: AsyncEngine, now: datetime) -> int:
     """Deletes the rows past their expiry; returns how many."""
-    async with write_tx(engine) as conn:
-        result = await conn.execute(delete(wechat_inbound)
-                                    .where(wechat_inbound.c.expires_at < now))
+    query = delete(wechat_inbound).where(wechat_inbound.c.expires_at < now)
+    result = await run_write(engine, lambda conn: conn.execute(query))
     return int(result.rowcount or 0)

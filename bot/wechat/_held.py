@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx, write_tx
+from core.db import run_read, run_write
 from handlers.types import Button, Media, Outbound, Picture, Text
 
-from ._dedup import WORKING
-from ._inbox_tables import wechat_held, wechat_inbound
+from ._dedup import SETTLE
+from ._inbox_tables import wechat_held
 
 __all__ = ["REPLY_BYTES", "deliver_held", "dump", "hold", "load", "pending", "reply_with_held",
            "split_text"]
@@ -39,6 +39,10 @@ __all__ = ["REPLY_BYTES", "deliver_held", "dump", "hold", "load", "pending", "re
 REPLY_BYTES = 2048  # WeChat shows a passive text reply of up to 2048 bytes whole
 FOOTER_BYTES = 160  # room kept for the "N more waiting" line
 _GAP = "\n\n"
+_HELD = (select(wechat_held.c.id, wechat_held.c.body)
+         .where(wechat_held.c.openid == bindparam("o")).order_by(wechat_held.c.id))
+_HELD_LOCKED = (select(wechat_held.c.id).where(wechat_held.c.openid == bindparam("o"))
+                .order_by(wechat_held.c.id).with_for_update())
 
 Render = Callable[[Outbound], Awaitable[str]]
 
@@ -79,16 +83,17 @@ async def hold(engine: AsyncEngine, openid: str, messages: Sequence[Outbound],
     """Keeps `messages` (in order) until the user next writes."""
     if not messages:
         return
-    async with write_tx(engine) as conn:
-        await conn.execute(insert(wechat_held), [
-            {"openid": openid, "body": dump(m), "created_at": now} for m in messages])
+    rows = [{"openid": openid, "body": dump(m), "created_at": now} for m in messages]
+    await run_write(engine, lambda conn: conn.execute(insert(wechat_held), rows))
 
 
 async def pending(engine: AsyncEngine, openid: str) -> int:
-    async with read_tx(engine) as conn:
-        rows = (await conn.execute(select(wechat_held.c.id)
-                                   .where(wechat_held.c.openid == openid))).all()
-    return len(rows)
+    return len(await _held(engine, openid))
+
+
+async def _held(engine: AsyncEngine, openid: str) -> list[Any]:
+    return await run_read(engine, lambda conn: list(conn.execute(_HELD, {"o": openid})),
+                          inline=True)
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -113,49 +118,53 @@ def _size(parts: list[str]) -> int:
 
 async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
-                          footer: Callable[[int], Awaitable[str]], notice: str = "",
-                          now: datetime, limit: int = REPLY_BYTES) -> str:
+                          footer: Callable[[], Awaitable[Callable[[int], str]]],
+                          notice: str = "", now: datetime, limit: int = REPLY_BYTES) -> str:
     """The passive reply to the message `key` (see the module doc), settled with the dedup row
     in the same transaction. `notice` (the answer is still being made) ends the reply;
-    `footer(n)` is the line saying `n` messages are left (at most `FOOTER_BYTES`)."""
+    `await footer()` gives the line saying `n` messages are left (at most `FOOTER_BYTES`),
+    asked for only when not everything fits (it reads the user's language).
+
+    The held messages are read and rendered first (a media link is made then), and the
+    transaction locks them again and takes only those still there: one taken meanwhile by a
+    reply on another replica is not sent twice, and one held meanwhile waits for the next."""
     tail_room = len(_GAP.encode()) * 2 + FOOTER_BYTES + len(notice.encode())
     room = max(limit - tail_room, 200)
-    async with write_tx(engine) as conn:
-        rows = (await conn.execute(
-            select(wechat_held.c.id, wechat_held.c.body).where(wechat_held.c.openid == openid)
-            .order_by(wechat_held.c.id).with_for_update())).all()
-        queue: list[tuple[int | None, list[str]]] = [
-            (row.id, split_text(await render(load(row.body)), room)) for row in rows]
-        queue += [(None, split_text(await render(m), room)) for m in fresh]
+    rendered = {row.id: split_text(await render(load(row.body)), room)
+                for row in await _held(engine, openid)}
+    new = [split_text(await render(m), room) for m in fresh]
+    everything = [p for pieces in [*rendered.values(), *new] for p in pieces]
+    more = await footer() if _size(everything) > room else None
+
+    def op(conn: Connection) -> str:
+        ids = [row.id for row in conn.execute(_HELD_LOCKED, {"o": openid})]
+        queue = [(i, rendered[i]) for i in ids if i in rendered]
+        queue += [(None, pieces) for pieces in new]
         parts: list[str] = []
         left = 0
         for row_id, pieces in queue:
             taken = 0
-            while taken < len(pieces) and left == 0 and \
-                    _size([*parts, pieces[taken]]) <= room:
+            while taken < len(pieces) and left == 0 and _size([*parts, pieces[taken]]) <= room:
                 parts.append(pieces[taken])
                 taken += 1
             rest = pieces[taken:]
-            if rest:
-                left += 1
+            left += 1 if rest else 0
             if row_id is not None and not rest:
-                await conn.execute(delete(wechat_held).where(wechat_held.c.id == row_id))
+                conn.execute(delete(wechat_held).where(wechat_held.c.id == row_id))
             elif row_id is not None and taken:
-                await conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
-                                   .values(body=dump(Text(text="\n".join(rest)))))
+                conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
+                             .values(body=dump(Text(text="\n".join(rest)))))
             elif row_id is None and rest:
-                await conn.execute(insert(wechat_held).values(
+                conn.execute(insert(wechat_held).values(
                     openid=openid, created_at=now, body=dump(Text(text="\n".join(rest)))))
-        if left:
-            parts.append(await footer(left))
-        if notice:
-            parts.append(notice)
-        text = _GAP.join(p for p in parts if p)
-        await conn.execute(update(wechat_inbound)
-                           .where(wechat_inbound.c.key == key,
-                                  wechat_inbound.c.status == WORKING)
-                           .values(status=status, reply=text))
-    return text
+        # Rows held since the read above wait for the next reply, and only the rows read
+        # count as left: the footer was decided before.
+        tail = more(left) if left and more is not None else ""
+        text = _GAP.join(p for p in [*parts, tail, notice] if p)
+        conn.execute(SETTLE, {"k": key, "new_status": status, "new_reply": text})
+        return text
+
+    return await run_write(engine, op)
 
 
 async def deliver_held(engine: AsyncEngine, openid: str,
@@ -163,15 +172,9 @@ async def deliver_held(engine: AsyncEngine, openid: str,
     """Sends the user's held messages oldest first, deleting each once sent; returns how
     many went out. A failure stops it (the message and those after it stay held) and raises."""
     sent = 0
-    while True:
-        async with read_tx(engine) as conn:
-            row = (await conn.execute(
-                select(wechat_held.c.id, wechat_held.c.body)
-                .where(wechat_held.c.openid == openid)
-                .order_by(wechat_held.c.id).limit(1))).first()
-        if row is None:
-            return sent
+    for row in await _held(engine, openid):
         await send(load(row.body))
-        async with write_tx(engine) as conn:
-            await conn.execute(delete(wechat_held).where(wechat_held.c.id == row.id))
+        query = delete(wechat_held).where(wechat_held.c.id == row.id)
+        await run_write(engine, lambda conn, q=query: conn.execute(q))  # type: ignore[misc]
         sent += 1
+    return sent

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import select
 
@@ -129,7 +130,8 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
         words=words, photo=lambda media_id, url: WeChatPhoto(media_id, url, api, app.http,
                                                              allow_hosts=allow),
         clock=clock, mode=cfg.mode, window=window or cfg.reply_window_seconds,
-        language=WECHAT_LANGUAGE, reply_bytes=cfg.text_limit_bytes, on_inbound=wrote)
+        language=WECHAT_LANGUAGE, reply_bytes=cfg.text_limit_bytes,
+        on_inbound=wrote if cfg.mode == "active" else None)  # passive: no window to open
     if cfg.menu:
         await create_menu(api, language_of(WECHAT_LANGUAGE, config.app.default_language))
     hook.attach(inbox)
@@ -148,7 +150,8 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
 async def create_menu(api: WeChatApi, lang: str) -> None:
     """The custom menu, CLICK buttons: Make, Balance, and (WeChat allows three at the top)
     Credits → Check in, Top up."""
-    click = [{"type": "click", "name": t(lang, label), "key": key} for key, label in MENU]
+    click: list[dict[str, Any]] = [{"type": "click", "name": t(lang, label), "key": key}
+                                   for key, label in MENU]
     buttons = [*click[:2], {"name": t(lang, "wx.menu.credits"), "sub_button": click[2:]}]
     try:
         await api.create_menu(buttons)

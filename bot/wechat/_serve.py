@@ -147,8 +147,9 @@ class WeChatInbox:
                        status: str) -> str:
         notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
 
-        async def footer(count: int) -> str:
-            return (await self._words(openid))("wx.more", count=count)
+        async def footer() -> Callable[[int], str]:
+            say = await self._words(openid)
+            return lambda count: say("wx.more", count=count)
 
         return await _held.reply_with_held(
             self._engine, key=key, openid=openid, fresh=answers, status=status,
