@@ -85,9 +85,13 @@ class Turns:
         self._rng = random.Random()  # noqa: S311 (jitter, not a secret)
 
     @asynccontextmanager
-    async def hold(self, channel: str, address: str) -> AsyncIterator[None]:
+    async def hold(self, channel: str, address: str, *,
+                   held: str | None = None) -> AsyncIterator[None]:
+        """The user's turn. `held`: the caller already took the lease under that holder id
+        in a transaction of its own (`take`) and gives it back itself (`give`), saving two
+        writes per message (WeChat does, with its exactly-once row)."""
         async with self.local.hold((channel, address)):
-            if not self.lease:
+            if not self.lease or held is not None:
                 yield
                 return
             holder = secrets.token_hex(8)
@@ -112,34 +116,38 @@ class Turns:
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
             delay = min(delay * 2, 0.25)
 
-    async def _try(self, channel: str, address: str, holder: str) -> bool:
+    def take(self, conn: Connection, channel: str, address: str, holder: str) -> bool:
+        """Takes the lease inside the caller's transaction; False while another holds it.
+        Raises IntegrityError when another instance made the user's row at the same time."""
         now = self.clock()
         row = and_(chat_turns.c.channel == channel, chat_turns.c.address == address)
         free = or_(chat_turns.c.until.is_(None), chat_turns.c.until < now)
         values = {"holder": holder, "until": now + self.lease_for}
-
-        def op(conn: Connection) -> bool:
-            taken = conn.execute(update(chat_turns).where(row, free).values(**values))
-            if taken.rowcount == 1:
-                return True
-            exists = conn.execute(chat_turns.select().where(row)).first()
-            if exists is not None:
-                return False
-            conn.execute(insert(chat_turns).values(channel=channel, address=address, **values))
+        taken = conn.execute(update(chat_turns).where(row, free).values(**values))
+        if taken.rowcount == 1:
             return True
+        exists = conn.execute(chat_turns.select().where(row)).first()
+        if exists is not None:
+            return False
+        conn.execute(insert(chat_turns).values(channel=channel, address=address, **values))
+        return True
 
+    @staticmethod
+    def give(conn: Connection, channel: str, address: str, holder: str) -> None:
+        """Gives the lease back inside the caller's transaction."""
+        conn.execute(update(chat_turns)
+                     .where(chat_turns.c.channel == channel, chat_turns.c.address == address,
+                            chat_turns.c.holder == holder)
+                     .values(holder=None, until=None))
+
+    async def _try(self, channel: str, address: str, holder: str) -> bool:
         assert self.engine is not None
         try:
-            return await run_write(self.engine, op)
+            return await run_write(self.engine,
+                                   lambda conn: self.take(conn, channel, address, holder))
         except IntegrityError:  # another instance inserted the row first: it holds the turn
             return False
 
     async def _release(self, channel: str, address: str, holder: str) -> None:
-        def op(conn: Connection) -> None:
-            conn.execute(update(chat_turns)
-                         .where(chat_turns.c.channel == channel,
-                                chat_turns.c.address == address, chat_turns.c.holder == holder)
-                         .values(holder=None, until=None))
-
         assert self.engine is not None
-        await run_write(self.engine, op)
+        await run_write(self.engine, lambda conn: self.give(conn, channel, address, holder))

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -58,15 +59,29 @@ class Seen:
 
 
 async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
-                keep: timedelta = KEEP) -> Seen | None:
-    """None when this try is the first (it must handle the message); else the row as is."""
+                keep: timedelta = KEEP, also: Callable[[Connection], bool] | None = None,
+                ) -> tuple[Seen | None, bool]:
+    """(None, …) when this try is the first (it must handle the message), else (the row as
+    is, False). `also` runs in the same transaction when the claim succeeds (taking the
+    user's turn); its result is the second item."""
     row = {"key": key, "openid": openid, "status": WORKING, "created_at": now,
            "expires_at": now + keep}
+
+    def op(conn: Connection) -> bool:
+        conn.execute(_CLAIM, row)
+        return also(conn) if also is not None else False
+
     try:
-        await run_write(engine, lambda conn: conn.execute(_CLAIM, row))
-        return None
+        return None, await run_write(engine, op)
     except IntegrityError:
-        return await peek(engine, key) or Seen(WORKING, None)
+        seen = await peek(engine, key)
+        if seen is not None:
+            return seen, False
+        if also is None:  # the row expired and went meanwhile: nobody can be acting on it
+            return Seen(WORKING, None), False
+        # `also` clashed (another instance made the user's turn row at that moment): claim
+        # without it, and the turn is taken the usual way.
+        return await claim(engine, key, openid, now=now, keep=keep)
 
 
 async def peek(engine: AsyncEngine, key: str) -> Seen | None:
@@ -75,10 +90,18 @@ async def peek(engine: AsyncEngine, key: str) -> Seen | None:
     return None if row is None else Seen(row.status, row.reply)
 
 
-async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None) -> None:
-    """Records the answer the first try gave, for the tries after it."""
+async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, *,
+                 also: Callable[[Connection], object] | None = None) -> None:
+    """Records the answer the first try gave, for the tries after it; `also` runs in the same
+    transaction (giving the user's turn back)."""
     params = {"k": key, "new_status": status, "new_reply": reply}
-    await run_write(engine, lambda conn: conn.execute(SETTLE, params))
+
+    def op(conn: Connection) -> None:
+        conn.execute(SETTLE, params)
+        if also is not None:
+            also(conn)
+
+    await run_write(engine, op)
 
 
 async def wait_settled(engine: AsyncEngine, key: str, deadline: float,

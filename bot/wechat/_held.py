@@ -119,11 +119,13 @@ def _size(parts: list[str]) -> int:
 async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
                           footer: Callable[[], Awaitable[Callable[[int], str]]],
-                          notice: str = "", now: datetime, limit: int = REPLY_BYTES) -> str:
+                          notice: str = "", now: datetime, limit: int = REPLY_BYTES,
+                          also: Callable[[Connection], object] | None = None) -> str:
     """The passive reply to the message `key` (see the module doc), settled with the dedup row
     in the same transaction. `notice` (the answer is still being made) ends the reply;
     `await footer()` gives the line saying `n` messages are left (at most `FOOTER_BYTES`),
-    asked for only when not everything fits (it reads the user's language).
+    asked for only when not everything fits (it reads the user's language). `also` runs in
+    the same transaction.
 
     The held messages are read and rendered first (a media link is made then), and the
     transaction locks them again and takes only those still there: one taken meanwhile by a
@@ -162,6 +164,8 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
         tail = more(left) if left and more is not None else ""
         text = _GAP.join(p for p in [*parts, tail, notice] if p)
         conn.execute(SETTLE, {"k": key, "new_status": status, "new_reply": text})
+        if also is not None:  # the user's turn given back with it
+            also(conn)
         return text
 
     return await run_write(engine, op)

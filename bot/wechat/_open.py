@@ -110,11 +110,11 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
                             clock=clock)
     turns = Turns(engine)  # several replicas may each get one of a user's messages
 
-    async def answer(inbound: Inbound) -> list[Outbound]:
+    async def answer(inbound: Inbound, held: str | None) -> list[Outbound]:
         collector = Collector(channel.capabilities)
         await Answerer(engine=engine, handlers=app.handlers, channel=collector,
                        default_language=config.app.default_language,
-                       turns=turns).answer(inbound)
+                       turns=turns).answer(inbound, held=held)
         return collector.sent
 
     async def words(openid: str) -> Callable[..., str]:
@@ -131,7 +131,8 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
                                                              allow_hosts=allow),
         clock=clock, mode=cfg.mode, window=window or cfg.reply_window_seconds,
         language=WECHAT_LANGUAGE, reply_bytes=cfg.text_limit_bytes,
-        on_inbound=wrote if cfg.mode == "active" else None)  # passive: no window to open
+        on_inbound=wrote if cfg.mode == "active" else None,  # passive: no window to open
+        turns=turns)
     if cfg.menu:
         await create_menu(api, language_of(WECHAT_LANGUAGE, config.app.default_language))
     hook.attach(inbox)

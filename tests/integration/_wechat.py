@@ -148,7 +148,7 @@ class Answers:
     inbounds: list[Inbound] = field(default_factory=list)
     gate: Callable[[], Awaitable[None]] | None = None
 
-    async def __call__(self, inbound: Inbound) -> list[Outbound]:
+    async def __call__(self, inbound: Inbound, held: str | None = None) -> list[Outbound]:
         import asyncio
 
         self.inbounds.append(inbound)

@@ -13,9 +13,10 @@ from typing import Literal
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.ordering import Turns
 from bot.wechat import TextRenderer, WeChatInbox, WeChatPhoto, _dedup, _held
 from bot.wechat._inbox_tables import wechat_held, wechat_inbound
 from handlers.types import Button, Media, Outbound, Text
@@ -226,9 +227,9 @@ async def test_one_message_delivered_to_two_instances_at_once_is_acted_on_once(
 
 async def test_the_dedup_rows_expire(engine: AsyncEngine) -> None:
     clock = FakeClock()
-    assert await _dedup.claim(engine, "m:1", "o1", now=clock()) is None
+    assert await _dedup.claim(engine, "m:1", "o1", now=clock()) == (None, False)
     seen = await _dedup.claim(engine, "m:1", "o1", now=clock())
-    assert seen == _dedup.Seen(_dedup.WORKING, None)
+    assert seen == (_dedup.Seen(_dedup.WORKING, None), False)
     await _dedup.settle(engine, "m:1", _dedup.REPLIED, "hi")
     assert await _dedup.peek(engine, "m:1") == _dedup.Seen(_dedup.REPLIED, "hi")
     assert await _dedup.purge(engine, clock()) == 0
@@ -253,3 +254,21 @@ async def test_held_messages_survive_as_they_were(engine: AsyncEngine) -> None:
     assert got == messages
     assert await _held.pending(engine, "oH") == 0
 
+
+
+async def test_the_claim_takes_the_users_turn_and_the_settle_gives_it_back(
+        engine: AsyncEngine) -> None:
+    turns, now = Turns(engine), FakeClock()()
+
+    def take(holder: str) -> Callable[[Connection], bool]:
+        return lambda conn: turns.take(conn, "wechat", "oT", holder)
+
+    assert await _dedup.claim(engine, "m:10", "oT", now=now, also=take("first")) == \
+        (None, True)
+    # The user's next message, meanwhile: claimed, but the turn is still the first one's.
+    assert await _dedup.claim(engine, "m:11", "oT", now=now, also=take("second")) == \
+        (None, False)
+    await _dedup.settle(engine, "m:10", _dedup.REPLIED, "a",
+                        also=lambda conn: turns.give(conn, "wechat", "oT", "first"))
+    assert await _dedup.claim(engine, "m:12", "oT", now=now, also=take("third")) == \
+        (None, True)
