@@ -13,12 +13,13 @@ quota). So each send first takes a slot here (`take_slot`, one short write trans
 - `held`: after WeChat said 45015, 45047 or 48001 nothing more is tried until the user writes.
 
 `user_wrote` (the inbound side calls it for every message) opens the window again, resets the
-count and clears the hold. `give_back` returns a slot when a send failed before WeChat counted
+count, clears the hold and releases the user's held outbox rows to the dispatcher. `give_back` returns a slot when a send failed before WeChat counted
 it (a network error, a refused upload).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot._dispatch_sql import release_held
 from core.db import read_tx, write_tx
 
 from ._tables import wechat_peers
@@ -71,9 +73,16 @@ async def _upsert(engine: AsyncEngine, openid: str, now: datetime, **values: Any
     raise RuntimeError(f"wechat_peers row for {openid!r} could not be written")
 
 
-async def user_wrote(engine: AsyncEngine, openid: str, *, now: datetime) -> None:
-    """The user sent a message: the window opens for 48 h, the quota starts again."""
+async def user_wrote(engine: AsyncEngine, openid: str, *, now: datetime,
+                     notify: Callable[[], None] | None = None) -> int:
+    """The user sent a message: the window opens for 48 h, the quota starts again, and the
+    outbox rows held for them are due now (`notify` wakes this process's dispatcher; others
+    find them on their next pass). Returns how many rows were released."""
     await _upsert(engine, openid, now, last_inbound_at=now, cs_sent=0, held=None)
+    released = await release_held(engine, channel="wechat", address=openid, now=now)
+    if released and notify is not None:
+        notify()
+    return released
 
 
 async def hold(engine: AsyncEngine, openid: str, reason: str, *, now: datetime) -> None:
