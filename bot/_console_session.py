@@ -7,6 +7,9 @@ public URL (the demo provider calls back through it, and fetches its clip from i
 scheduler running. Answers to a typed line are printed at once; what happens later (the video
 is ready, the status moved on) arrives through the outbox dispatcher, as on Telegram.
 
+Each typed line goes through the shared answer path (`bot.answer.Answerer`), as WeChat's and
+Telegram's updates do: a number picks from the numbered menu kept with the chat row.
+
 Stdin is read by a daemon thread that hands lines to the event loop: a blocked `readline` then
 never holds up the exit, and it works alike for a terminal, a pipe or a file. The session ends
 on end of input, `/quit` (or `/exit`), or Ctrl-C (SIGINT) and SIGTERM, each time cleanly: the
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets as token
 import signal
 import socket
 import sys
@@ -29,9 +31,10 @@ from pathlib import Path
 from typing import TextIO
 
 from core.config import Config, Secrets
-from handlers import Handlers, Inbound, Text
+from handlers import Inbound
 from handlers.messages import t
 
+from .answer import Answerer
 from .app import build_app, serve
 from .console import ADDRESS, ConsoleChannel
 from .dispatcher import Dispatcher
@@ -59,27 +62,6 @@ def _reader(stream: TextIO, loop: asyncio.AbstractEventLoop,
     thread = threading.Thread(target=run, name="stdin", daemon=True)
     thread.start()
     return thread
-
-
-async def _turn(handlers: Handlers, console: ConsoleChannel, inbound: Inbound) -> None:
-    """Hands one update to the conversations and prints the answers."""
-    try:
-        answers = await handlers.handle(inbound)
-    except Exception:
-        incident = token.token_hex(4)
-        log.exception("incident %s: handling a console update failed", incident)
-        console.write(t(console.lang, "err.incident", incident=incident))
-        return
-    for message in answers:
-        try:
-            message_id = await console.send(ADDRESS, message)
-        except Exception as exc:
-            log.exception("showing a %s in the terminal failed", type(message).__name__)
-            console.write(t(console.lang, "console.failed", reason=type(exc).__name__))
-            continue
-        if isinstance(message, Text) and message.track_job is not None and message_id:
-            await handlers.remember_status(message.track_job, channel=console.name,
-                                           address=ADDRESS, message_id=message_id)
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:
@@ -111,19 +93,20 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                 default=config.app.default_language, write=write)
             dispatcher = Dispatcher(engine=app.engine, handlers=app.handlers,
                                     channels={console.name: console})
+            answers = Answerer(engine=app.engine, handlers=app.handlers, channel=console,
+                               default_language=config.app.default_language)
             async with dispatcher:
                 write(t(console.lang, "console.hello"))
                 log.info("console session on %s", url)
                 _reader(stdin or sys.stdin, loop, lines)
-                await _turn(app.handlers, console,
-                            Inbound(channel=console.name, address=ADDRESS, text="/start",
-                                    language=console.hint))
+                await answers.answer(Inbound(channel=console.name, address=ADDRESS,
+                                             text="/start", language=console.hint))
                 while (line := await lines.get()) is not None:
                     if line.strip().lower() in QUIT:
                         break
                     inbound = console.inbound(line)
                     if inbound is not None:
-                        await _turn(app.handlers, console, inbound)
+                        await answers.answer(inbound)
                         dispatcher.notify()
             write(t(console.lang, "console.bye"))
     return 0

@@ -43,7 +43,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 
 from bot._telegram_ptb import retry_seconds
 from bot.channel import Blocked, ChannelError, RetryLater, Undeliverable
-from handlers.types import Button, Invoice, Media, Outbound, Picture, Text
+from handlers.types import CHANNELS, Button, Invoice, Media, Outbound, Picture, Text
 from storage import LocalStorage, ObjectNotFound, Storage, StorageError
 
 __all__ = ["Limits", "TelegramChannel", "keyboard", "telegram_errors"]
@@ -124,6 +124,7 @@ def telegram_errors(token: str = "") -> Iterator[None]:
 
 class TelegramChannel:
     name = "telegram"
+    capabilities = CHANNELS["telegram"]
 
     def __init__(self, bot: Bot, storage: Storage, *, link_ttl: int,
                  local_mode: bool = False, limits: Limits | None = None) -> None:

@@ -27,14 +27,14 @@ from telegram import Bot, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 
-from handlers.types import Attachment, AttachmentTooLarge, Inbound, StarsPayment
+from handlers.types import PHOTO_LIMIT, Attachment, AttachmentTooLarge, Inbound, StarsPayment
 
 __all__ = ["DOWNLOAD_LIMIT", "AlbumCollector", "TelegramPhoto", "to_inbound"]
 
 log = logging.getLogger("bot.telegram")
 
 CHANNEL = "telegram"
-DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile: bots download at most 20 MB
+DOWNLOAD_LIMIT = PHOTO_LIMIT  # getFile: bots download at most 20 MB
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ small.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -35,6 +34,8 @@ from telegram import Update
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
+
+from .ordering import KeyedLock
 
 __all__ = ["ChatRateLimiter", "PerUserProcessor", "redacting", "retry_seconds", "user_key"]
 
@@ -125,20 +126,13 @@ def user_key(update: object) -> int | None:
 class PerUserProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks = KeyedLock()  # the channel-neutral FIFO lock (bot.ordering)
 
     @asynccontextmanager
     async def serialised(self, user: int) -> AsyncIterator[None]:
         """Holds `user`'s lock; the lock is forgotten once nobody holds or waits for it."""
-        lock, users = self._locks.setdefault(user, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[user]
+        async with self._locks.hold(user):
+            yield
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         user = user_key(update)

@@ -1,8 +1,13 @@
 """The one interface every chat channel offers the rest of the bot: send and edit.
 
-The Telegram, WeChat and console adapters implement `Channel`; the reply path (answers to an
-inbound update) and the outbox dispatcher both go through it, so rate limits, size rules and
-error mapping live in one place per channel.
+The Telegram, WeChat and console adapters implement `Channel`; the answer path and the outbox
+dispatcher both send through it by way of the shared sender (`bot.answer.Sender`), so rate
+limits, size rules and error mapping live in one place per channel.
+
+A new channel: an adapter with `name`, `capabilities` (its line in
+`handlers.types.CHANNELS`, the registry the conversations read by name), `send` and `edit`; it
+turns each update into an `Inbound` and calls `Answerer.answer(inbound)` (`bot.answer`); it is
+added to the dispatcher's `channels` in `bot.channels.open_channels`.
 
     ChannelError
      ├── Blocked        the user blocked the bot (Telegram 403): stop sending to them
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from handlers.types import Outbound, Text
+from handlers.types import Capabilities, Outbound, Text
 
 __all__ = ["Blocked", "Channel", "ChannelError", "Held", "RetryLater", "Undeliverable"]
 
@@ -50,6 +55,7 @@ class Held(ChannelError):
 
 class Channel(Protocol):
     name: str  # "telegram", "wechat", "console": the identities' channel name
+    capabilities: Capabilities  # what it can do: its line in handlers.types.CHANNELS
 
     async def send(self, address: str, message: Outbound) -> str | None:
         """Sends one message; returns the channel's message id when it has one."""

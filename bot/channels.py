@@ -46,7 +46,7 @@ async def open_channels(app: App, secrets: Secrets, *,
                 bot = await stack.enter_async_context(open_telegram(
                     app.config, token=token, handlers=app.handlers, storage=app.storage,
                     webhook=app.telegram_webhook, pre_checkout=app.payments.check_stars_payload,
-                    options=telegram_options))
+                    options=telegram_options, engine=app.engine))
             except TelegramStartupError as exc:
                 raise StartupError(f"telegram: {exc}") from None
             app.payments.stars_refund = bot.refund_stars

@@ -1,13 +1,17 @@
 """The terminal channel behind `videofly chat`: lines in, printed messages out.
 
 Input, one line at a time (`ConsoleChannel.inbound`):
-- a number while the last message showed a numbered menu → that button's `data` as a choice;
 - a line naming existing files (a path, `~` expanded, quotes stripped; several paths separated
   by spaces make an album) → those files as photos, each read only when the conversation asks
-  for it, and refused over 20 MB (Telegram's download limit, so every channel behaves alike);
-- anything else → text (commands as "/balance").
+  for it, and refused over `PHOTO_LIMIT` (20 MB, as on every channel). Looking for files never
+  raises: a line too long to be a path (over 255 bytes a name, "File name too long"), with a
+  NUL, or otherwise unusable as one is text;
+- anything else → text (commands as "/balance"); a number is text too, and the shared answer
+  path (`bot.answer`) turns it into the numbered menu's choice it stands for.
 
-Output: texts are printed, data buttons as a numbered menu and url buttons as links; a video
+The console declares no edit and no buttons (`handlers.types.CHANNELS["console"]`): menus come
+numbered from the shared sender (`handlers.menus.numbered`), and the menu state lives with the
+chat row like WeChat's. Output: texts are printed, a video
 or image result is copied out of storage to `<data_dir>/videos/` and its path printed; a
 picture (the admin chart) is saved as PNG under `<data_dir>/pictures/`; a Stars invoice says
 that Stars are paid in Telegram only. A status message edit prints the new status line.
@@ -26,11 +30,13 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
+from handlers.menus import numbered
 from handlers.messages import language_of, t
 from handlers.types import (
+    CHANNELS,
+    PHOTO_LIMIT,
     Attachment,
     AttachmentTooLarge,
-    Button,
     Inbound,
     Invoice,
     Media,
@@ -40,10 +46,10 @@ from handlers.types import (
 )
 from storage import Storage
 
-__all__ = ["ADDRESS", "MAX_PHOTO_BYTES", "ConsoleChannel", "FileAttachment", "lang_hint"]
+__all__ = ["ADDRESS", "ConsoleChannel", "FileAttachment", "lang_hint"]
 
 ADDRESS = "console"  # the one user of the terminal
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
+MAX_LINE_PATH = 4096  # bytes: PATH_MAX; a longer line is never file paths
 MAX_PATHS = 10  # more "paths" than an album holds is text
 
 
@@ -68,7 +74,7 @@ class FileAttachment:
             return None
 
     async def read(self, limit: int) -> bytes:
-        cap = min(limit, MAX_PHOTO_BYTES)
+        cap = min(limit, PHOTO_LIMIT)
         size = self.size
         if size is not None and size > cap:
             raise AttachmentTooLarge(size, cap)
@@ -84,7 +90,16 @@ class FileAttachment:
 
 
 def _paths(line: str) -> list[Path] | None:
-    """The files a line names, or None when it is not (only) file paths."""
+    """The files a line names, or None when it is not (only) file paths; never raises."""
+    if len(line.encode("utf-8", "replace")) > MAX_LINE_PATH:
+        return None
+    try:
+        return _existing(line)
+    except (OSError, ValueError, RuntimeError):  # too long a name, a NUL, no home directory
+        return None
+
+
+def _existing(line: str) -> list[Path] | None:
     whole = Path(line.strip().strip("'\"")).expanduser()
     if whole.is_file():  # one path with unquoted spaces in it
         return [whole]
@@ -102,6 +117,7 @@ class ConsoleChannel:
     """The `Channel` of the terminal; `write` prints one block of text."""
 
     name = "console"
+    capabilities = CHANNELS["console"]
 
     def __init__(self, *, storage: Storage, data_dir: Path, lang: str,
                  write: Callable[[str], None] = print) -> None:
@@ -110,7 +126,6 @@ class ConsoleChannel:
         self.pictures = data_dir / "pictures"
         self.lang = lang
         self.write = write
-        self.menu: list[Button] = []  # the numbered choices of the last message
         self._shown: dict[str, str] = {}  # message id → its text, to print changes only
         self._ids = itertools.count(1)
         self.hint = lang_hint()  # the language hint sent with every update
@@ -129,10 +144,6 @@ class ConsoleChannel:
         if not text:
             return None
         update = partial(Inbound, channel=self.name, address=ADDRESS, language=self.hint)
-        if text.isdigit() and self.menu:
-            index = int(text) - 1
-            if 0 <= index < len(self.menu):
-                return update(choice=self.menu[index].data)
         if (paths := _paths(text)) is not None:
             photos: tuple[Attachment, ...] = tuple(FileAttachment(p) for p in paths)
             album = f"console:{next(self._ids)}" if len(photos) > 1 else None
@@ -143,7 +154,7 @@ class ConsoleChannel:
 
     async def send(self, address: str, message: Outbound) -> str | None:
         if isinstance(message, Text):
-            self._print_text(message)
+            self.write(numbered(message).text)  # numbered already when the sender sent it
             message_id = str(next(self._ids))
             if message.track_job is not None:
                 self._shown[message_id] = message.text
@@ -168,21 +179,6 @@ class ConsoleChannel:
         if self._shown.get(message_id) != message.text:
             self._shown[message_id] = message.text
             self.write(t(self.lang, "console.status", text=message.text))
-
-    def _print_text(self, message: Text) -> None:
-        menu: list[Button] = []
-        lines = [message.text]
-        for row in message.buttons:
-            for button in row:
-                if button.url:
-                    lines.append(t(self.lang, "console.link", label=button.label,
-                                   url=button.url))
-                else:
-                    menu.append(button)
-                    lines.append(t(self.lang, "console.choice", n=len(menu),
-                                   label=button.label))
-        self.menu = menu
-        self.write("\n".join(lines))
 
     async def _save_media(self, message: Media) -> Path:
         """Copies a stored result out of storage, streaming; returns where it is now."""

@@ -8,9 +8,11 @@
 How rows are claimed, and where a message can go out twice, is in `bot._dispatch_sql`.
 
 Delivery of one row: `handlers.notification(user, kind, payload)` renders it in the user's
-language (empty: nothing to say, the row is done); each part goes out through the channel of
-the user's identity (`channel.send`), and a `Text(track_job=…)` part is remembered as that job's
-status message. Outcomes, by the channel's error (`bot.channel`):
+language (empty: nothing to say, the row is done); each part goes out through the shared sender
+of the user's channel (`bot.answer.Sender`, as answers do: numbered menus and their state on a
+channel without buttons, long texts split, a `Text(track_job=…)` part remembered as that job's
+status message). The channels' declared `Capabilities` decide; no channel name is read.
+Outcomes, by the channel's error (`bot.channel`):
 
 - sent → 'sent'.
 - `Blocked` → the row 'blocked', `chats.blocked_at` set: no later row of the user is claimed
@@ -41,7 +43,7 @@ concurrently (`concurrency` at a time); one user's rows strictly one after anoth
 
 Status messages: each pass looks at up to `status_batch` running jobs with a status message
 (rotating through them by job id), asks `handlers.job_status`, and edits the message when the
-shown key changed (`bot._dispatch_status`).
+shown key changed (`bot._dispatch_status`), on the channels that declare `progress`.
 """
 
 from __future__ import annotations
@@ -60,10 +62,10 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import utcnow
-from handlers.types import Text
 
 from . import _dispatch_sql as sql
 from ._dispatch_status import Renderer, sanitize_error, update_status
+from .answer import Sender, capabilities
 from .channel import Blocked, Channel, ChannelError, Held, RetryLater, Undeliverable
 
 __all__ = ["DispatchPolicy", "Dispatcher", "Renderer", "sanitize_error"]
@@ -98,6 +100,8 @@ class Dispatcher:
                  policy: DispatchPolicy | None = None, rng: random.Random | None = None) -> None:
         self.engine, self.handlers, self.clock = engine, handlers, clock
         self.channels = dict(channels)
+        self._senders = {name: Sender(engine=engine, handlers=handlers, channel=channel)
+                         for name, channel in self.channels.items()}
         self.policy = policy or DispatchPolicy()
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         self._paused: dict[str, datetime] = {}  # channel → no sends before this time
@@ -207,7 +211,7 @@ class Dispatcher:
 
     async def _deliver(self, row: sql.Claimed) -> bool:
         """Sends one row; True when the row is over (sent or failed for good)."""
-        channel = self.channels[row.channel]
+        sender = self._senders[row.channel]
         payload = {k: v for k, v in row.payload.items() if k != SENT_PARTS}
         done = int(row.payload.get(SENT_PARTS, 0) or 0)
         try:
@@ -218,7 +222,7 @@ class Dispatcher:
         for index in range(done, len(parts)):
             message = parts[index]
             try:
-                message_id = await channel.send(row.address, message)
+                await sender.send(row.address, message)
             except Blocked as exc:
                 now = self.clock()
                 await sql.mark_blocked(self.engine, row.user_id, now)
@@ -250,9 +254,6 @@ class Dispatcher:
                 if not isinstance(exc, ChannelError):
                     log.exception("outbox %d: the %s adapter failed", row.id, row.channel)
                 return await self._backoff(row, exc, index)
-            if isinstance(message, Text) and message.track_job is not None and message_id:
-                await self.handlers.remember_status(message.track_job, channel=row.channel,
-                                                    address=row.address, message_id=message_id)
         if not await sql.finish(self.engine, row, state="sent", now=self.clock()):
             log.warning("outbox %d: sent after its lease ran out; another instance may send "
                         "it again", row.id)
@@ -293,7 +294,10 @@ class Dispatcher:
     async def update_statuses(self) -> int:
         """Edits status messages whose job moved on; returns how many it edited."""
         now = self.clock()
-        serving = [name for name in self.channels if not self._is_paused(name, now)]
+        serving = [name for name, channel in self.channels.items()
+                   if capabilities(channel).progress and not self._is_paused(name, now)]
+        if not serving:
+            return 0
         rows = await sql.status_rows(self.engine, channels=serving, after=self._status_after,
                                      limit=self.policy.status_batch)
         # Rotate: the next pass starts after the last job seen, and wraps round at the end.

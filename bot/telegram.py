@@ -16,9 +16,12 @@ and, on exit, stops it. `[telegram] mode`:
   set on exit: other instances behind the same URL go on serving it (and one that is stopping
   detaches first, so Telegram's retries find another instance).
 
-Every update goes through one path: `to_inbound` → `Handlers.handle` → each answer sent with
-`channel.send` in order (a `Text(track_job=…)` is remembered as that job's status message).
-Updates of different users run concurrently, one user's in arrival order (`PerUserProcessor`);
+Every update goes through one path: `to_inbound` → the shared answer path (`bot.answer.Answerer`:
+`Handlers.handle`, errors through the one mapper, each answer sent in order, a
+`Text(track_job=…)` remembered as that job's status message). Updates of different users run
+concurrently, one user's in arrival order (`PerUserProcessor`, over `bot.ordering.KeyedLock`; in
+webhook mode, where several instances may receive one user's updates, also the turn lease
+across instances when the bot is given the `engine`);
 album parts are collected into one Inbound (`AlbumCollector`); a pressed button is answered at
 once (the spinner stops) and handled as `Inbound.choice`; a Stars pre-checkout query is answered
 by the `pre_checkout(payload, total_amount=, currency=) -> bool` hook (payments), or refused
@@ -28,9 +31,7 @@ payment with the catalogue text, as a "no" does (the buyer can try again; a late
 lost anyway).
 
 A reply that cannot be sent (the user blocked the bot, a long 429, the network) is logged and
-the rest of that reply is dropped: a reply is not in the outbox, and the user can ask again.
-`Handlers.handle` is expected to turn every error into a text; if it raises anyway, the user
-gets the incident text and the log the traceback with the same incident id.
+the rest of that reply is dropped (`bot.answer`).
 
 httpx logs every request URL at INFO, and Bot API URLs hold the token: its logging is turned
 down here, and while the bot runs a filter on every `telegram…` logger replaces the token with
@@ -42,12 +43,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
@@ -60,15 +61,17 @@ from telegram.ext import (
 )
 
 from core.config import Config
+from handlers.errors import incident
 from handlers.messages import language_of, t
-from handlers.types import Inbound, Outbound, Text
 from storage import Storage
 from webhooks.telegram import TelegramWebhook
 
 from ._telegram_channel import Limits, TelegramChannel, telegram_errors
 from ._telegram_inbound import DOWNLOAD_LIMIT, AlbumCollector, to_inbound
 from ._telegram_ptb import ChatRateLimiter, PerUserProcessor, redacting
-from .channel import ChannelError
+from .answer import Answerer
+from .answer import ChatHandlers as AnswerHandlers
+from .ordering import Turns
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -105,13 +108,8 @@ class TelegramStartupError(Exception):
     """The bot cannot start: the token was refused, or the Bot API server is unreachable."""
 
 
-class ChatHandlers(Protocol):
+class ChatHandlers(AnswerHandlers, Protocol):
     """What the adapter needs of `handlers.Handlers`."""
-
-    async def handle(self, inbound: Inbound) -> list[Outbound]: ...
-
-    async def remember_status(self, job_id: int, *, channel: str, address: str,
-                              message_id: str) -> None: ...
 
     def command_menu(self, language: str) -> list[tuple[str, str]]: ...
 
@@ -141,15 +139,23 @@ class TelegramBot:
     def __init__(self, application: AnyApplication, channel: TelegramChannel, *,
                  config: Config, handlers: ChatHandlers, processor: PerUserProcessor,
                  options: TelegramOptions, webhook: TelegramWebhook | None,
-                 pre_checkout: PreCheckout | None) -> None:
+                 pre_checkout: PreCheckout | None, engine: AsyncEngine | None = None) -> None:
         self.application, self.channel, self.webhook = application, channel, webhook
         self.config, self.handlers, self.options = config, handlers, options
         self._pre_checkout = pre_checkout
-        self.served = 0  # inbound updates answered (replies sent or dropped): for tests, metrics
+        # Polling: one getUpdates reader, in order; webhook: any instance may get an update.
+        turns = Turns(engine, lease=webhook is not None) if engine is not None else None
+        self.answers = Answerer(engine=engine, handlers=handlers, channel=channel,
+                                default_language=config.app.default_language, turns=turns)
         self.albums = AlbumCollector(
-            deliver=self._serve, serialised=processor.serialised,
+            deliver=self.answers.answer, serialised=processor.serialised,
             spawn=application.create_task, wait=options.album_wait,
             max_wait=options.album_max_wait)
+
+    @property
+    def served(self) -> int:
+        """Inbound updates answered (replies sent or dropped): for tests, metrics."""
+        return self.answers.answered
 
     async def refund_stars(self, user_id: int | str, charge_id: str) -> None:
         """refundStarPayment; the channel's errors (`Undeliverable` for a refused refund)."""
@@ -174,7 +180,7 @@ class TelegramBot:
             await self.albums.add(user, update.message.message_id, inbound)
             return
         await self.albums.flush(user)  # an album this user sent before comes first
-        await self._serve(inbound)
+        await self.answers.answer(inbound)
 
     async def on_pre_checkout(self, update: object,
                               context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -203,34 +209,8 @@ class TelegramBot:
         except TelegramError as exc:
             log.warning("answerPreCheckoutQuery failed: %s", type(exc).__name__)
 
-    async def _serve(self, inbound: Inbound) -> None:
-        try:
-            answers = await self.handlers.handle(inbound)
-        except Exception:
-            incident = uuid.uuid4().hex[:12]
-            log.exception("incident %s: handling a telegram update failed", incident)
-            lang = language_of(inbound.language, self.config.app.default_language)
-            answers = [Text(text=t(lang, "err.incident", incident=incident))]
-        try:
-            await self._reply(inbound.address, answers)
-        finally:
-            self.served += 1
-
-    async def _reply(self, address: str, answers: list[Outbound]) -> None:
-        for answer in answers:
-            try:
-                message_id = await self.channel.send(address, answer)
-            except ChannelError as exc:
-                log.warning("reply to telegram user %s dropped: %s", address, exc)
-                return
-            if isinstance(answer, Text) and answer.track_job is not None and message_id:
-                await self.handlers.remember_status(
-                    answer.track_job, channel="telegram", address=address,
-                    message_id=message_id)
-
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        incident = uuid.uuid4().hex[:12]
-        log.error("incident %s: telegram update failed", incident, exc_info=context.error)
+        incident(context.error, "a telegram update failed")
 
     async def set_commands(self) -> None:
         """The command menu: the default language for everyone, then English and Chinese."""
@@ -261,7 +241,7 @@ def _build(config: Config, token: str, options: TelegramOptions,
 async def open_telegram(
     config: Config, *, token: str, handlers: ChatHandlers, storage: Storage,
     webhook: TelegramWebhook | None = None, pre_checkout: PreCheckout | None = None,
-    options: TelegramOptions | None = None,
+    options: TelegramOptions | None = None, engine: AsyncEngine | None = None,
 ) -> AsyncIterator[TelegramBot]:
     """Builds, starts and on exit stops the bot (see the module doc). Webhook mode needs the
     `webhook` the web application routes `POST /telegram` to."""
@@ -281,7 +261,8 @@ async def open_telegram(
                                   local_mode=config.telegram.local_mode, limits=options.limits)
         tg = TelegramBot(application, channel, config=config, handlers=handlers,
                          processor=processor, options=options,
-                         webhook=webhook if webhook_mode else None, pre_checkout=pre_checkout)
+                         webhook=webhook if webhook_mode else None, pre_checkout=pre_checkout,
+                         engine=engine)
         application.add_handler(PreCheckoutQueryHandler(tg.on_pre_checkout))
         application.add_handler(TypeHandler(Update, tg.on_update))
         application.add_error_handler(tg.on_error)

@@ -7,9 +7,11 @@ Adapters in `bot/` turn channel updates into `Inbound`, call `Handlers.handle`, 
 from .ports import TopUp
 from .service import ChatDeps, Handlers
 from .types import (
+    CHANNELS,
     Attachment,
     AttachmentTooLarge,
     Button,
+    Capabilities,
     Inbound,
     Invoice,
     Media,
@@ -17,12 +19,15 @@ from .types import (
     Picture,
     StarsPayment,
     Text,
+    capabilities_of,
 )
 
 __all__ = [
+    "CHANNELS",
     "Attachment",
     "AttachmentTooLarge",
     "Button",
+    "Capabilities",
     "ChatDeps",
     "Handlers",
     "Inbound",
@@ -33,4 +38,5 @@ __all__ = [
     "StarsPayment",
     "Text",
     "TopUp",
+    "capabilities_of",
 ]

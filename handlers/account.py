@@ -15,6 +15,7 @@ from core.db import read_tx, write_tx
 from wallet import Balance, LedgerEntry, WalletError
 from wallet.tables import ledger, users
 
+from .choices import Choice
 from .deps import ChatDeps, Ctx
 from .errors import error_text
 from .messages import LANGUAGES, t
@@ -91,7 +92,7 @@ async def history(deps: ChatDeps, ctx: Ctx, before: int | None) -> Text:
         for e in entries]
     nav: list[Button] = []
     if older:
-        nav.append(button(ctx.lang, "btn.older", f"h:{entries[-1].id}"))
+        nav.append(button(ctx.lang, "btn.older", Choice("history", (str(entries[-1].id),))))
     if before is not None:
         async with read_tx(deps.engine) as conn:
             newer = list((await conn.execute(
@@ -100,8 +101,9 @@ async def history(deps: ChatDeps, ctx: Ctx, before: int | None) -> Text:
                 .order_by(ledger.c.id).limit(size + 1))).scalars())
         if newer:
             # The newer page ends just above the current one; if it is the newest, "h:".
-            data = "h:" if len(newer) <= size else f"h:{newer[size - 1] + 1}"
-            nav.append(button(ctx.lang, "btn.newer", data))
+            page = Choice("history") if len(newer) <= size else \
+                Choice("history", (str(newer[size - 1] + 1),))
+            nav.append(button(ctx.lang, "btn.newer", page))
     return Text(text="\n".join(lines), buttons=(tuple(nav),) if nav else ())
 
 
@@ -133,7 +135,8 @@ async def redeem(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
 
 
 def language_menu(ctx: Ctx) -> Text:
-    rows: Rows = (tuple(button(ctx.lang, f"lang.{code}", f"l:{code}") for code in LANGUAGES),)
+    rows: Rows = (tuple(button(ctx.lang, f"lang.{code}", Choice("lang", (code,)))
+                        for code in LANGUAGES),)
     return Text(text=t(ctx.lang, "lang.choose"), buttons=rows)
 
 

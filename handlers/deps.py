@@ -2,9 +2,10 @@
 (`Ctx`, worked out once per update).
 
 Admins (decided here, once): on Telegram the ids in `[telegram] admins` (compared as integers
-with the address), on WeChat the openids in `[wechat] admins`, and the console user always: the
-terminal runs on the operator's own machine with the embedded defaults, so whoever types there
-already holds the database file.
+with the address), on WeChat the openids in `[wechat] admins`, and the user of a channel that
+declares `operator` (the terminal) always: it runs on the operator's own machine with the
+embedded defaults, so whoever types there already holds the database file. `Ctx.caps` is the
+channel's declared capabilities: the conversations read those, never the channel's name.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wallet import Balance, Wallet
 from .photos import store_photo
 from .ports import TopUp
 from .state import Chat, Draft, Step
-from .types import Inbound, Outbound
+from .types import Capabilities, Inbound, Outbound, capabilities_of
 
 __all__ = ["ChatDeps", "Ctx", "Reply", "Turn", "is_admin"]
 
@@ -50,6 +51,7 @@ class Ctx:
     address: str
     tier: str
     admin: bool
+    caps: Capabilities = field(default_factory=lambda: capabilities_of(""))
 
     @property
     def actor(self) -> str:
@@ -58,8 +60,9 @@ class Ctx:
 
 
 def is_admin(config: Config, channel: str, address: str) -> bool:
-    if channel == "console":
+    if capabilities_of(channel).operator:
         return True
+    # The admin lists are per channel in the config: the address is in that channel's space.
     if channel == "telegram":
         return address.isdigit() and int(address) in config.telegram.admins
     if channel == "wechat":

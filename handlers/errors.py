@@ -32,9 +32,9 @@ from wallet import (
 )
 
 from .messages import t
-from .types import AttachmentTooLarge
+from .types import PHOTO_LIMIT, AttachmentTooLarge
 
-__all__ = ["PHOTO_LIMIT", "Explained", "error_text"]
+__all__ = ["PHOTO_LIMIT", "Explained", "error_text", "incident"]
 
 log = logging.getLogger("handlers")
 
@@ -47,7 +47,6 @@ class Explained(Exception):
         self.key, self.params = key, params
 
 
-PHOTO_LIMIT = 20 * 1024 * 1024  # what we download of a photo (Telegram getFile allows 20 MB)
 
 # Exception type → catalogue key, for the errors whose text needs no numbers. Subclasses before
 # their bases: the first match wins.
@@ -85,6 +84,11 @@ def error_text(lang: str, exc: BaseException) -> str:
     for kind, key in _PLAIN:
         if isinstance(exc, kind):
             return t(lang, key)
-    incident = secrets.token_hex(4)
-    log.error("incident %s: %s", incident, type(exc).__name__, exc_info=exc)
-    return t(lang, "err.incident", incident=incident)
+    return t(lang, "err.incident", incident=incident(exc))
+
+
+def incident(exc: BaseException | None, what: str = "") -> str:
+    """The one way an incident is made: a new id, logged at ERROR with the traceback."""
+    number = secrets.token_hex(4)
+    log.error("incident %s: %s", number, what or type(exc).__name__, exc_info=exc)
+    return number

@@ -26,6 +26,7 @@ from generation import TooManyJobs, UnknownModel
 from wallet import InsufficientCredits
 
 from . import state
+from .choices import Choice, decode, encode
 from .deps import ChatDeps, Ctx, Reply, Turn
 from .errors import error_text
 from .messages import t
@@ -97,7 +98,7 @@ def _model_button(deps: ChatDeps, lang: str, model: ModelConfig) -> Button:
         low = deps.catalogue.quote(model.id, duration=min(model.durations)).credits
         key = "model.from" if len(model.durations) > 1 else "model.flat"
         label = t(lang, key, name=model.name, credits=low)
-    return Button(label=label, data=f"m:{model.id}")
+    return Button(label=label, data=encode(Choice("model", (model.id,))))
 
 
 async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
@@ -106,7 +107,7 @@ async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
     if step is Step.IDLE:
         return menu_text(lang)
     if step is Step.KIND:
-        rows: Rows = tuple((button(lang, f"kind.{k}", f"k:{k}"),) for k in kinds(deps))
+        rows: Rows = tuple((button(lang, f"kind.{k}", Choice("kind", (k,))),) for k in kinds(deps))
         return question(lang, t(lang, "gen.kind"), rows)
     if step is Step.PHOTO:
         return question(lang, t(lang, "gen.photo"))
@@ -117,22 +118,24 @@ async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
         if count < 1:
             return question(lang, t(lang, "gen.clothes", max=most))
         return question(lang, t(lang, "gen.clothes_more", count=count, max=most),
-                        ((button(lang, "btn.done", "done"),),))
+                        ((button(lang, "btn.done", Choice("done")),),))
     if step is Step.PROMPT:
         key = "gen.prompt_tryon" if draft.kind == "try-on" else "gen.prompt"
         return question(lang, t(lang, key))
     if step is Step.MODEL:
         rows = tuple((_model_button(deps, lang, m),)
-                     for m in deps.catalogue.offered(draft.kind) if fits(f"m:{m.id}"))
+                     for m in deps.catalogue.offered(draft.kind) if fits(Choice("model", (m.id,))))
         return question(lang, t(lang, "gen.model"), rows)
     model = _model(deps, draft)
     assert model is not None  # next_step asks for a model before these steps
     if step is Step.DURATION:
-        rows = tuple((button(lang, "duration.label", f"d:{d}", seconds=d, credits=deps.catalogue
-                             .quote(model.id, duration=d).credits),) for d in model.durations)
+        rows = tuple((button(lang, "duration.label", Choice("duration", (str(d),)), seconds=d,
+                             credits=deps.catalogue.quote(model.id, duration=d).credits),)
+                     for d in model.durations)
         return question(lang, t(lang, "gen.duration"), rows)
     if step is Step.ASPECT:
-        rows = (tuple(Button(label=a, data=f"a:{a}") for a in model.aspect_ratios),)
+        rows = (tuple(Button(label=a, data=encode(Choice("aspect", (a,))))
+                      for a in model.aspect_ratios),)
         return question(lang, t(lang, "gen.aspect"), rows)
     return await _confirmation(deps, ctx, draft, model)
 
@@ -150,7 +153,7 @@ async def _confirmation(deps: ChatDeps, ctx: Ctx, draft: Draft, model: ModelConf
     if available < quote.credits:
         text += "\n\n" + error_text(lang, InsufficientCredits(available=available,
                                                                 needed=quote.credits))
-    return question(lang, text, ((button(lang, "btn.confirm", "go"),),))
+    return question(lang, text, ((button(lang, "btn.confirm", Choice("confirm")),),))
 
 
 async def _advance(deps: ChatDeps, ctx: Ctx, draft: Draft,
@@ -180,7 +183,10 @@ async def on_update(deps: ChatDeps, ctx: Ctx, chat: Chat, turn: Turn) -> Reply:
     """Handles an update inside the conversation (not a command, not a global button)."""
     inbound = turn.inbound
     if inbound.choice is not None:
-        return await _on_choice(deps, ctx, chat, inbound.choice)
+        choice = decode(inbound.choice)
+        if choice is None:
+            return await _repeat(deps, ctx, chat, "stale")
+        return await _on_choice(deps, ctx, chat, choice)
     if inbound.photos and chat.step in PHOTO_STEPS:
         return await _on_photos(deps, ctx, chat, turn)
     text = inbound.text.strip()
@@ -194,25 +200,25 @@ async def on_update(deps: ChatDeps, ctx: Ctx, chat: Chat, turn: Turn) -> Reply:
     return await _repeat(deps, ctx, chat)
 
 
-async def _on_choice(deps: ChatDeps, ctx: Ctx, chat: Chat, choice: str) -> Reply:
+async def _on_choice(deps: ChatDeps, ctx: Ctx, chat: Chat, choice: Choice) -> Reply:
     step, draft = chat.step, chat.draft
     model = _model(deps, draft)
-    head, _, value = choice.partition(":")
-    if step is Step.KIND and head == "k" and value in kinds(deps):
+    head, value = choice.name, choice.arg
+    if step is Step.KIND and head == "kind" and value in kinds(deps):
         return await _advance(deps, ctx, Draft(kind=value))
-    if step is Step.MODEL and head == "m" and any(
+    if step is Step.MODEL and head == "model" and any(
             m.id == value for m in deps.catalogue.offered(draft.kind)):
         return await _advance(deps, ctx, replace(draft, model=value, duration=None,
                                                  aspect=None))
-    if step is Step.DURATION and head == "d" and model is not None and value.isdigit() \
+    if step is Step.DURATION and head == "duration" and model is not None and value.isdigit() \
             and int(value) in model.durations:
         return await _advance(deps, ctx, replace(draft, duration=int(value)))
-    if step is Step.ASPECT and head == "a" and model is not None \
+    if step is Step.ASPECT and head == "aspect" and model is not None \
             and value in model.aspect_ratios:
         return await _advance(deps, ctx, replace(draft, aspect=value))
-    if step is Step.CLOTHES and choice == "done" and len(draft.photos) > 1:
+    if step is Step.CLOTHES and head == "done" and len(draft.photos) > 1:
         return await _advance(deps, ctx, replace(draft, clothes_done=True))
-    if step is Step.CONFIRM and choice == "go":
+    if step is Step.CONFIRM and head == "confirm":
         return _confirm(deps, ctx, draft)
     return await _repeat(deps, ctx, chat, "stale")
 

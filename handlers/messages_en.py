@@ -235,8 +235,6 @@ TEXTS: dict[str, str] = {
     "console.hello": "VideoFly in your terminal. Type a menu number to choose, a photo's file "
                      "path to send it (several paths for an album), /help for the commands, "
                      "/quit to leave.",
-    "console.choice": "  {n}. {label}",
-    "console.link": "  {label}: {url}",
     "console.saved": "Saved to {path}",
     "console.picture": "Picture saved to {path}",
     "console.stars": "{title}: {stars} Stars. Telegram Stars can only be paid inside Telegram.",
@@ -244,4 +242,6 @@ TEXTS: dict[str, str] = {
     "console.failed": "That could not be shown here: {reason}",
     "console.bye": "Bye!",
     "console.log": "(log: {path})",
+    # --- channel contract (numbered menus, expired buttons) ------------------------------------
+    "menu.expired": "This menu has expired.",
 }

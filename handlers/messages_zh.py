@@ -220,8 +220,6 @@ TEXTS: dict[str, str] = {
     # --- terminal (bot/console.py, videofly chat) ---------------------------------------------
     "console.hello": "这是终端里的 VideoFly。输入菜单编号进行选择，输入照片的文件路径来发送照片"
                      "（多个路径用空格分开即为一组），/help 查看命令，/quit 退出。",
-    "console.choice": "  {n}. {label}",
-    "console.link": "  {label}：{url}",
     "console.saved": "已保存到 {path}",
     "console.picture": "图片已保存到 {path}",
     "console.stars": "{title}：{stars} 颗星。Telegram 星星只能在 Telegram 内支付。",
@@ -229,4 +227,6 @@ TEXTS: dict[str, str] = {
     "console.failed": "无法在这里显示：{reason}",
     "console.bye": "再见！",
     "console.log": "（日志：{path}）",
+    # --- channel contract (numbered menus, expired buttons) ------------------------------------
+    "menu.expired": "这个菜单已过期。",
 }

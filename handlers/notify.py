@@ -31,6 +31,7 @@ from core.db import is_postgres, read_tx, write_tx
 from generation import Job, JobNotFound, UnknownModel
 from wallet.tables import users
 
+from .choices import Choice
 from .deps import ChatDeps
 from .messages import language_of, t
 from .status import status_key, status_text
@@ -99,8 +100,8 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
         reason = t(lang, REASONS.get(str(p["reason"]), "reason.other"))
         text = t(lang, "fail.text", job_id=job_id, reason=reason, credits=int(p["credits"]))
         job = await deps.jobs.get(job_id)
-        rows = ((button(lang, "btn.retry", f"vr:{job_id}", job_id=job_id),),) \
-            if job.retryable else ()
+        retry = Choice("video", ("retry", str(job_id)))
+        rows = ((button(lang, "btn.retry", retry, job_id=job_id),),) if job.retryable else ()
         return [Text(text=text, buttons=rows)]
     if kind == "payment.credited":
         return [Text(text=t(lang, "pay.credited", credits=int(p["credits"]),

@@ -19,8 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from storage import Storage, new_key
 
-from .errors import PHOTO_LIMIT, Explained
-from .types import Attachment, AttachmentTooLarge
+from .errors import Explained
+from .types import PHOTO_LIMIT, Attachment, AttachmentTooLarge
 
 __all__ = ["MAX_PIXELS", "PROVIDER_LIMIT", "PhotoRejected", "prepare", "store_photo"]
 

@@ -11,7 +11,9 @@ One update is handled in three parts:
    longer than `[chat] idle_minutes` is dropped first, with a short note, and the update is
    handled as if the user were at the main menu.
 3. *What*: payments, commands, global buttons (menu, cancel, history pages, /videos actions,
-   language, top-up), else the step of the generate conversation (`generate`).
+   language, top-up), else the step of the generate conversation (`generate`). Button data are
+   decoded once by `choices.decode` (readable names, and the old one-letter forms); data it
+   does not know answer "this menu has expired" with the question the user is at.
 
 A new state is saved with a conditional UPDATE on the row's version. When another instance
 changed the row in between, the update is handled again on the fresh state (once; then the user
@@ -46,12 +48,13 @@ from wallet import Balance
 from wallet.tables import identities, users
 
 from . import account, admin, generate, notify, state, stats, topup, videos
+from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
 from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
 from .errors import error_text
 from .messages import language_of, t
 from .state import Chat, Draft, Step
 from .tables import chats
-from .types import Inbound, Outbound, Text
+from .types import Inbound, Outbound, Text, capabilities_of
 from .ui import menu_text
 
 __all__ = ["ADMIN_COMMANDS", "ChatDeps", "Handlers"]
@@ -155,7 +158,8 @@ class Handlers:
             await account.set_language(deps, row.id, lang)
         ctx = Ctx(user_id=row.id, lang=lang, channel=inbound.channel, address=inbound.address,
                   tier=row.tier or "default",
-                  admin=is_admin(deps.config, inbound.channel, inbound.address))
+                  admin=is_admin(deps.config, inbound.channel, inbound.address),
+                  caps=capabilities_of(inbound.channel))
         if row.chat is not None:
             return ctx, state.record(row.id, row.step, row.draft, row.version, row.updated_at,
                                      row.last_seen_at, row.blocked_at is not None), [], balance
@@ -222,30 +226,39 @@ class Handlers:
         command = inbound.command
         if command is not None and not inbound.photos:
             return await self._command(ctx, turn, *command)
-        choice = inbound.choice
-        if choice is None:
+        if inbound.choice is None:
             return await generate.on_update(deps, ctx, chat, turn)
-        head, _, value = choice.partition(":")
-        if choice == "x":
-            return await self._command(ctx, turn, "cancel", [])
-        if choice == "g":
-            return await generate.begin(deps, ctx)
-        if head == "c" and value in account.USER_COMMANDS:
-            return await self._command(ctx, turn, value, [])
-        if head == "h" and (value == "" or (value.isdigit() and len(value) < 19)):
-            return Reply([await account.history(deps, ctx, int(value) if value else None)])
-        if head == "l" and value in ("en", "zh"):
+        choice = decode(inbound.choice)
+        if choice is None:  # data no codec form knows: an expired menu
+            return await self._expired(ctx, chat)
+        return await self._choice(ctx, chat, turn, choice)
+
+    async def _choice(self, ctx: Ctx, chat: Chat, turn: Turn, choice: Choice) -> Reply:
+        """A pressed button (or a number picked from a numbered menu)."""
+        deps, name, value = self.deps, choice.name, choice.arg
+        if name == "menu":
+            return await self._command(ctx, turn, "start", [])
+        if name in ("cancel", "generate") or (name in COMMANDS and not choice.args):
+            return await self._command(ctx, turn, name, [])
+        if name == "history" and value.isdigit() and len(value) < 19:
+            return Reply([await account.history(deps, ctx, int(value))])
+        if name == "lang" and value in ("en", "zh"):
             await account.set_language(deps, ctx.user_id, value)
             return Reply([menu_text(value, "lang.set")])
-        if head in ("vs", "vr", "va"):
-            act = {"vs": videos.resend, "vr": videos.retry, "va": videos.again}[head]
-            return await act(deps, ctx, value)
-        if head == "p":
+        if name == "video" and choice.args[0] in VIDEO_ACTIONS:
+            act = {"resend": videos.resend, "retry": videos.retry,
+                   "again": videos.again}[choice.args[0]]
+            return await act(deps, ctx, choice.args[1])
+        if name == "topup":
             return Reply(await topup.choose_method(deps, ctx, value))
-        if head == "$":
-            package, _, method = value.partition(":")
-            return Reply(await topup.checkout(deps, ctx, package, method))
+        if name == "pay":
+            return Reply(await topup.checkout(deps, ctx, *choice.args))
         return await generate.on_update(deps, ctx, chat, turn)
+
+    async def _expired(self, ctx: Ctx, chat: Chat) -> Reply:
+        """"This menu has expired", then the question the user is at (or the main menu)."""
+        current = await generate.ask(self.deps, ctx, chat.step, chat.draft)
+        return Reply([Text(text=t(ctx.lang, "menu.expired")), current])
 
     async def _command(self, ctx: Ctx, turn: Turn, name: str, args: list[str]) -> Reply:
         deps, lang = self.deps, ctx.lang
@@ -292,7 +305,7 @@ def _shows_balance(inbound: Inbound) -> bool:
     command = inbound.command
     if command is not None:
         return command[0] == "balance"
-    return inbound.choice == "c:balance"
+    return decode(inbound.choice) == Choice("balance")
 
 
 def _greeting_only(inbound: Inbound) -> bool:

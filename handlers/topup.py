@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from core.config import PackageConfig
 
+from .choices import Choice, encode
 from .deps import ChatDeps, Ctx
 from .errors import error_text
 from .messages import t
@@ -30,7 +31,11 @@ def _line(lang: str, p: PackageConfig) -> str:
 
 
 def _methods(deps: ChatDeps, ctx: Ctx) -> list[str]:
-    return deps.topup.methods(ctx.channel) if deps.topup is not None else []
+    """The ways to pay on the user's channel; an in-chat invoice only where the channel says
+    it shows one (its capabilities, not its name)."""
+    if deps.topup is None:
+        return []
+    return [m for m in deps.topup.methods(ctx.channel) if m != "stars" or ctx.caps.invoices]
 
 
 def menu(deps: ChatDeps, ctx: Ctx) -> Text:
@@ -39,8 +44,8 @@ def menu(deps: ChatDeps, ctx: Ctx) -> Text:
     if not packages or not _methods(deps, ctx):
         return Text(text="\n".join([*(listing if packages else []), t(ctx.lang, "topup.none")]),
                     buttons=main_menu(ctx.lang))
-    rows = tuple((Button(label=_line(ctx.lang, p), data=f"p:{p.id}"),)
-                 for p in packages if fits(f"$:{p.id}:{max(METHODS, key=len)}"))
+    rows = tuple((Button(label=_line(ctx.lang, p), data=encode(Choice("topup", (p.id,)))),)
+                 for p in packages if fits(Choice("pay", (p.id, max(METHODS, key=len)))))
     return question(ctx.lang, t(ctx.lang, "topup.choose"), rows)
 
 
@@ -56,7 +61,7 @@ async def choose_method(deps: ChatDeps, ctx: Ctx, package_id: str) -> list[Outbo
     if len(methods) == 1:
         return await checkout(deps, ctx, package.id, methods[0])
     rows = tuple((Button(label=t(ctx.lang, f"method.{m}") if m in METHODS else m,
-                         data=f"$:{package.id}:{m}"),) for m in methods)
+                         data=encode(Choice("pay", (package.id, m)))),) for m in methods)
     return [question(ctx.lang, t(ctx.lang, "topup.method"), rows)]
 
 

@@ -9,19 +9,34 @@ channel; nothing in a channel knows a conversation.
 `Text.buttons` are rows of choices. A button carries either `data` (sent back as
 `Inbound.choice` when pressed; at most 64 bytes, Telegram's limit for callback data) or a `url`
 (a link, e.g. a payment page). `Text.track_job` asks the sender to remember the sent message as
-that job's status message, which the dispatcher edits as the job moves on.
+that job's status message, which the dispatcher edits as the job moves on. `Text.free_text`
+says the message asks for typed text: on a channel without buttons it clears the numbered menu
+the user was shown, so a reply "1" is then text, not choice 1.
+
+`Capabilities` is what a channel can do; each channel declares it once in `CHANNELS` (one line
+per channel, here in the leaf so the conversations and the dispatcher can read it without
+importing any adapter). Nothing reads a channel's name to decide behaviour; `capabilities_of`
+answers for any name (an unknown one gets the most conservative declaration).
+
+`PHOTO_LIMIT` is the one limit on a photo a user sends us (Telegram's getFile allows 20 MB; the
+other channels keep to it so every channel behaves alike).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "CHANNELS",
     "MAX_CHOICE_BYTES",
+    "PHOTO_LIMIT",
     "Attachment",
     "AttachmentTooLarge",
     "Button",
+    "Capabilities",
     "Inbound",
     "Invoice",
     "Media",
@@ -29,9 +44,49 @@ __all__ = [
     "Picture",
     "StarsPayment",
     "Text",
+    "capabilities_of",
 ]
 
 MAX_CHOICE_BYTES = 64
+MB = 1024 * 1024
+PHOTO_LIMIT = 20 * MB  # what we download of a photo a user sends (Telegram getFile: 20 MB)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a channel can do. The conversations and the dispatcher read this, never the name."""
+
+    edit: bool  # can replace a message sent before (job status messages are edited)
+    buttons: bool  # inline buttons; False: numbered text menus, answered by number
+    links: bool  # clickable URLs in text
+    max_text_bytes: int | None  # longer texts are split by the shared sender; None: no limit
+    photo_upload: int | None  # bytes of a photo we may send; None: no limit
+    video_upload: int | None  # bytes of a video we may send; larger: a download link
+    invoices: bool = False  # in-chat Stars invoices
+    # Job status messages kept current by the dispatcher: edited where `edit`, else the
+    # channel's `edit` shows the change its own way (the terminal prints a new line). False:
+    # no status message is tracked (WeChat: a new message per progress step would be spam).
+    progress: bool = True
+    operator: bool = False  # the user is the operator at the machine (the terminal): admin
+
+
+# The registry: one line per channel. Telegram's upload limits are the cloud Bot API's (a local
+# Bot API server allows more; the adapter knows which it talks to).
+CHANNELS: Mapping[str, Capabilities] = MappingProxyType({
+    "telegram": Capabilities(edit=True, buttons=True, links=True, max_text_bytes=None,
+                             photo_upload=10 * MB, video_upload=50 * MB, invoices=True),
+    "wechat": Capabilities(edit=False, buttons=False, links=True, max_text_bytes=2048,
+                           photo_upload=2 * MB, video_upload=10 * MB, progress=False),
+    "console": Capabilities(edit=False, buttons=False, links=True, max_text_bytes=None,
+                            photo_upload=None, video_upload=None, operator=True),
+})
+_UNKNOWN = Capabilities(edit=False, buttons=False, links=False, max_text_bytes=2048,
+                        photo_upload=2 * MB, video_upload=10 * MB, progress=False)
+
+
+def capabilities_of(channel: str) -> Capabilities:
+    """The channel's declaration; the most conservative one for a name not registered."""
+    return CHANNELS.get(channel, _UNKNOWN)
 
 
 class AttachmentTooLarge(Exception):
@@ -107,6 +162,7 @@ class Text:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     track_job: int | None = None  # remember the sent message as this job's status message
+    free_text: bool = False  # asks for typed text: clears a numbered menu (see the docstring)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

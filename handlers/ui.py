@@ -1,42 +1,36 @@
 """Buttons and the short texts every flow shares: the main menu, a question with a Cancel row.
 
-Button data is short and self-describing, because WeChat and the console send it back as
-`Inbound.choice` from a numbered menu and Telegram limits it to 64 bytes:
-
-    c:<command>   a command from a menu button (c:balance, c:checkin, …)
-    g             start making something          x      cancel
-    k:<kind>      kind                            m:<id>  model
-    d:<seconds>   duration                        a:<w:h> aspect ratio
-    done          no more clothing photos         go     confirm
-    h:<id>        history page before ledger id <id> ("h:" the newest)
-    vs:/vr:/va:<job id>   re-send, retry storing, make again
-    l:<lang>      language                        p:<package>, $:<package>:<method>  top-up
+Button data go through the one codec, `handlers.choices` (readable names such as `balance`,
+`kind:try-on`, `pay:pkg_small:stripe`, each under Telegram's 64 bytes).
 """
 
 from __future__ import annotations
 
+from .choices import Choice, encode
+from .choices import fits as choice_fits
 from .messages import t
-from .types import MAX_CHOICE_BYTES, Button, Text
+from .types import Button, Text
 
 __all__ = ["Rows", "button", "fits", "main_menu", "menu_text", "question"]
 
 Rows = tuple[tuple[Button, ...], ...]
 
 
-def fits(data: str) -> bool:
-    return 0 < len(data.encode()) <= MAX_CHOICE_BYTES
+def fits(choice: Choice) -> bool:
+    return choice_fits(choice)
 
 
-def button(lang: str, key: str, data: str, **params: object) -> Button:
-    return Button(label=t(lang, key, **params), data=data)
+def button(lang: str, key: str, choice: Choice, **params: object) -> Button:
+    return Button(label=t(lang, key, **params), data=encode(choice))
 
 
 def main_menu(lang: str) -> Rows:
     return (
-        (button(lang, "btn.generate", "g"),),
-        (button(lang, "btn.balance", "c:balance"), button(lang, "btn.checkin", "c:checkin")),
-        (button(lang, "btn.videos", "c:videos"), button(lang, "btn.topup", "c:topup")),
-        (button(lang, "btn.help", "c:help"),),
+        (button(lang, "btn.generate", Choice("generate")),),
+        (button(lang, "btn.balance", Choice("balance")),
+         button(lang, "btn.checkin", Choice("checkin"))),
+        (button(lang, "btn.videos", Choice("videos")), button(lang, "btn.topup", Choice("topup"))),
+        (button(lang, "btn.help", Choice("help")),),
     )
 
 
@@ -44,6 +38,7 @@ def menu_text(lang: str, key: str = "menu.prompt") -> Text:
     return Text(text=t(lang, key), buttons=main_menu(lang))
 
 
-def question(lang: str, text: str, rows: Rows = ()) -> Text:
+def question(lang: str, text: str, rows: Rows = (), *, free_text: bool = False) -> Text:
     """A question inside a flow: its choices, then a Cancel row."""
-    return Text(text=text, buttons=(*rows, (button(lang, "btn.cancel", "x"),)))
+    return Text(text=text, buttons=(*rows, (button(lang, "btn.cancel", Choice("cancel")),)),
+                free_text=free_text)

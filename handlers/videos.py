@@ -13,6 +13,7 @@ from __future__ import annotations
 from generation import Job, JobNotFound
 
 from . import generate
+from .choices import Choice
 from .deps import ChatDeps, Ctx, Reply
 from .errors import error_text
 from .messages import t
@@ -38,12 +39,16 @@ async def listing(deps: ChatDeps, ctx: Ctx) -> Text:
                        state=t(ctx.lang, f"state.{job.state}"),
                        date=job.created_at.astimezone(deps.config.credits.zone)
                        .strftime("%m-%d %H:%M")))
+        video = str(job.id)
         if job.state == "completed":
-            rows.append((button(ctx.lang, "btn.resend", f"vs:{job.id}", job_id=job.id),))
+            rows.append((button(ctx.lang, "btn.resend", Choice("video", ("resend", video)),
+                                job_id=job.id),))
         elif job.retryable:
-            rows.append((button(ctx.lang, "btn.retry", f"vr:{job.id}", job_id=job.id),))
+            rows.append((button(ctx.lang, "btn.retry", Choice("video", ("retry", video)),
+                                job_id=job.id),))
         elif job.state == "failed":
-            rows.append((button(ctx.lang, "btn.again", f"va:{job.id}", job_id=job.id),))
+            rows.append((button(ctx.lang, "btn.again", Choice("video", ("again", video)),
+                                job_id=job.id),))
     return Text(text="\n".join(lines), buttons=tuple(rows))
 
 

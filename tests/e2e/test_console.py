@@ -1,7 +1,8 @@
 """`videofly chat` as a user meets it: the installed command in a fresh working directory, the
 shipped config.toml, typed lines on stdin, the printed conversation on stdout. First contact →
-check-in → photo to video with a JPEG file → model → shape → confirm → the saved video's path →
-/balance shows the spend. On the test database (SQLite, or PostgreSQL when named)."""
+check-in → long lines (issue 9) → photo to video with a JPEG file → model → shape → confirm →
+the saved video's path → /balance shows the spend. On the test database (SQLite, or PostgreSQL
+when named)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.factories import TestDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # bound on one answer; the demo video takes about a second to render
-MENU_LINE = re.compile(r"^\s+(\d+)\. (.+)$", re.MULTILINE)
+MENU_LINE = re.compile(r"^(\d+)\. (.+)$", re.MULTILINE)
 
 pytestmark = pytest.mark.slow
 
@@ -87,12 +88,17 @@ async def test_the_whole_happy_path_in_the_terminal(database: TestDatabase,
         assert t("en", "welcome") in menu
         await term.type("/checkin")
         await term.expect(t("en", "checkin.done", credits=2, balance=12))
+        for line in ("a" * 300, "视" * 86):  # issue 9: over 255 bytes, not a path: text
+            await term.type(line)
+            await term.expect(t("en", "menu.hint"))
         await term.choose(menu, t("en", "btn.generate"))
         await term.choose(await term.expect(t("en", "kind.image-to-video")),
                           t("en", "kind.image-to-video"))
         await term.expect(t("en", "gen.photo"))
         await term.type(str(photo))
         await term.expect(t("en", "gen.prompt"))
+        await term.type("p" * 10_000)  # a 10,000-character prompt: refused, the chat goes on
+        await term.expect(t("en", "gen.prompt_too_long", max=2000))
         await term.type("a slow pan over a gradient")
         await term.choose(await term.expect(t("en", "gen.model")), "Demo")
         await term.choose(await term.expect(t("en", "gen.aspect")), "16:9")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 
@@ -182,7 +183,9 @@ async def test_a_failing_handler_gets_the_incident_text(tg: TelegramFake,
     async with running_bot(tg, ScriptedHandlers(broken), storage):
         tg.user(15).says("hello")
         [sent] = await tg.wait_for("sendMessage", chat_id=15)
-    incident = sent.params["text"].split("incident ")[1][:12]
+    found = re.search(r"incident ([0-9a-f]+)", sent.params["text"])
+    assert found is not None
+    incident = found.group(1)
     assert any(incident in r.getMessage() and r.exc_info for r in caplog.records)
     assert "a bug" not in sent.params["text"]
 

@@ -111,21 +111,21 @@ class Person:
         """Generate → image-to-video → photo (prompt as caption) → demo model → 16:9 →
         up to the confirmation; returns the confirmation's messages."""
         answer = await self.presses("g")
-        answer = await self.presses(data_of(answer, "k:image-to-video"))
+        answer = await self.presses(data_of(answer, "kind:image-to-video"))
         return await self.to_confirmation(await self.sends_photo(jpeg(), caption=prompt),
                                           prompt)
 
     async def to_confirmation(self, answer: list[Call], prompt: str) -> list[Call]:
         """Answers the questions after the photo until the confirmation."""
         for _ in range(6):  # what is asked next depends on the model's choices
-            if data_of(answer, "go", needed=False):
+            if data_of(answer, "confirm", needed=False):
                 return answer
-            if data_of(answer, "m:demo-i2v", needed=False):
-                answer = await self.presses("m:demo-i2v")
-            elif data_of(answer, "a:16:9", needed=False):
-                answer = await self.presses("a:16:9")
-            elif data_of(answer, "d:", needed=False):
-                answer = await self.presses(data_of(answer, "d:"))
+            if data_of(answer, "model:demo-i2v", needed=False):
+                answer = await self.presses("model:demo-i2v")
+            elif data_of(answer, "aspect:16:9", needed=False):
+                answer = await self.presses("aspect:16:9")
+            elif data_of(answer, "duration:", needed=False):
+                answer = await self.presses(data_of(answer, "duration:"))
             else:
                 answer = await self.says(prompt)
         raise AssertionError(f"never reached the confirmation: {texts(answer)}")
@@ -172,7 +172,7 @@ async def test_first_contact_to_a_delivered_video(database: TestDatabase, tmp_pa
         alice = Person(stack, tg.user(1001, language_code="en"))
         welcome = await alice.says("/start")
         assert t("en", "welcome") in texts(welcome)
-        assert data_of(welcome, "g") == "g"  # the main menu
+        assert data_of(welcome, "generate") == "generate"  # the main menu
         checkin = await alice.says("/checkin")
         assert t("en", "checkin.done", credits=2, balance=12) in texts(checkin)
 
@@ -265,10 +265,10 @@ async def test_a_restarted_bot_continues_the_conversation(database: TestDatabase
     async with whole_bot(database, tmp_path, tg) as stack:
         dan = Person(stack, tg.user(4004))
         answer = await dan.sends_photo(jpeg(), caption="a slow pan")
-        assert not data_of(answer, "g", needed=False)  # not the main menu: the flow goes on
+        assert not data_of(answer, "generate", needed=False)  # not the main menu: the flow goes on
         await dan.to_confirmation(answer, "a slow pan")
         await dan.presses("go")
         await delivered(stack, 4004, "sendVideo")
         balance = await stack.app.wallet.balance(await stack.user_id(4004))
         assert (balance.available, balance.held) == (9, 0)
-    assert data_of(asked, "x")  # before the restart the bot had asked for the photo
+    assert data_of(asked, "cancel")  # before the restart the bot had asked for the photo

@@ -79,10 +79,10 @@ async def order_state(svc: Service, charge_id: str) -> tuple[str, int]:
 async def invoice_for_starter(tg: TelegramFake, buyer: FakeUser) -> Call:
     """/topup → the starter package → Telegram Stars; returns the sendInvoice call."""
     await after(tg, lambda: buyer.says("/topup"), "sendMessage", buyer.id,
-                has_button("p:starter"))
+                has_button("topup:starter"))
     methods = await after(tg, lambda: buyer.presses("p:starter"), "sendMessage", buyer.id,
-                          has_button("$:starter:stars"))
-    assert has_button("$:starter:stripe")(methods)  # two ways offered: the buyer picks one
+                          has_button("pay:starter:stars"))
+    assert has_button("pay:starter:stripe")(methods)  # two ways offered: the buyer picks one
     return await after(tg, lambda: buyer.presses("$:starter:stars"), "sendInvoice", buyer.id)
 
 
@@ -108,7 +108,8 @@ async def paid(tg: TelegramFake, buyer: FakeUser, payload: str, charge: str,
 
 async def start(tg: TelegramFake, person: FakeUser) -> None:
     """/start, waiting for the whole answer (its last message is the main menu)."""
-    await after(tg, lambda: person.says("/start"), "sendMessage", person.id, has_button("g"))
+    await after(tg, lambda: person.says("/start"), "sendMessage", person.id,
+                has_button("generate"))
 
 
 async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Path,

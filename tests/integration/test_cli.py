@@ -100,7 +100,7 @@ def test_chat_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         for _ in range(100):  # bounded: wait for the first menu
-            if proc.stdout.readline().startswith("  1. "):
+            if proc.stdout.readline().startswith("1. "):  # DESIGN.md: `N. label`
                 break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

@@ -20,7 +20,7 @@ from core.db import new_id, read_tx, write_tx
 from core.outbox import enqueue, outbox
 from generation.tables import jobs
 from handlers.tables import chats, job_messages
-from handlers.types import Outbound, Text
+from handlers.types import Outbound, Text, capabilities_of
 from tests.factories import FakeClock, TestDatabase
 from wallet import Wallet
 
@@ -60,6 +60,7 @@ class Recorder:
 
     def __init__(self, name: str = "telegram", log: list[tuple[str, str]] | None = None) -> None:
         self.name = name
+        self.capabilities = capabilities_of(name)
         self.log = log if log is not None else []  # (address, text), shared across channels
         self.fail: deque[Exception | None] = deque()
         self.calls = 0

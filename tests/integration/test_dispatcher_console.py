@@ -49,23 +49,21 @@ MENU = Text(text="What now?", buttons=(
 ))
 
 
-async def test_numbers_pick_from_the_last_menu_paths_become_photos_else_text(
+async def test_menus_print_numbered_paths_become_photos_else_text(
         storage: LocalStorage, tmp_path: Path) -> None:
+    """Numbers are text here: the shared answer path turns them into the menu's choice
+    (tests/integration/test_channel_contract.py)."""
     printed: list[str] = []
     ch = console(storage, tmp_path, printed)
     assert ch.inbound("1") is not None
-    assert ch.inbound("1").text == "1"  # type: ignore[union-attr]  # no menu yet: text
+    assert ch.inbound("1").text == "1"  # type: ignore[union-attr]
     assert await ch.send("console", MENU) == "1"
     assert printed[-1] == "\n".join([
-        "What now?", t("en", "console.choice", n=1, label="Make a video"),
-        t("en", "console.choice", n=2, label="Balance"),
-        t("en", "console.link", label="Pay", url="https://pay.example/x")])
+        "What now?", "1. Make a video", "2. Balance", "Pay: https://pay.example/x"])
     first = ch.inbound(" 1 ")
     assert first is not None
     assert (first.choice, first.text, first.channel, first.address) == (
-        "k:image-to-video", "", "console", "console")
-    assert ch.inbound("2").choice == "b"  # type: ignore[union-attr]
-    assert ch.inbound("3").text == "3"  # type: ignore[union-attr]  # url buttons: not numbered
+        None, "1", "console", "console")
     assert ch.inbound("   ") is None
     assert ch.inbound("/balance").text == "/balance"  # type: ignore[union-attr]
 
@@ -78,6 +76,13 @@ async def test_numbers_pick_from_the_last_menu_paths_become_photos_else_text(
     assert [p.path for p in single.photos] == [one]  # type: ignore[attr-defined]
     assert single.album is None
     assert await single.photos[0].read(10_000_000) == one.read_bytes()
+    # Lines that cannot be paths are text, never an error (issue 9: "File name too long").
+    for line in ("a" * 300, "视" * 86, "x" * 10_000, "/tmp/" + "y" * 300, "nul\x00byte",
+                 "~nobody-at-all/" + "z" * 260):
+        said = ch.inbound(line)
+        assert said is not None
+        assert said.text == line
+        assert not said.photos
     album = ch.inbound(f"'{one}' {two}")
     assert album is not None
     assert [p.path for p in album.photos] == [one, two]  # type: ignore[attr-defined]

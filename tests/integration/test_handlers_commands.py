@@ -95,7 +95,7 @@ async def test_language_is_stored_and_used(database: TestDatabase, tmp_path: Pat
     async with chatting(database, tmp_path) as h:
         user = h.user()
         await user.send("/start")
-        assert choices(await user.send("/language")) == ["l:en", "l:zh"]
+        assert choices(await user.send("/language")) == ["lang:en", "lang:zh"]
         assert "语言已设置为中文" in texts(await user.press("l:zh"))
         assert "可用：10 积分" in texts(await user.send("/balance"))
         assert ("generate", "制作视频") in h.handlers.command_menu("zh")
@@ -162,9 +162,9 @@ async def test_topup_with_payments(database: TestDatabase, tmp_path: Path) -> No
         user = h.user()
         await user.send("/start")
         menu = await user.send("/topup")
-        assert choices(menu) == ["p:starter", "p:pro", "x"]
+        assert choices(menu) == ["topup:starter", "topup:pro", "cancel"]
         methods = await user.press("p:starter")
-        assert choices(methods) == ["$:starter:stripe", "$:starter:stars", "x"]
+        assert choices(methods) == ["pay:starter:stripe", "pay:starter:stars", "cancel"]
         link = await user.press("$:starter:stripe")
         [paybutton] = buttons(link)
         assert paybutton.url == "https://pay.example/starter"

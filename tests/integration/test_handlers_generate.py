@@ -47,7 +47,7 @@ async def test_first_contact_welcomes_once_and_grants_the_bonus_once(
         assert "Welcome to VideoFly" in texts(out)
         assert "10 free credits" in texts(out)
         assert "2026-03-31" in texts(out)
-        assert "g" in choices(out)  # the main menu
+        assert "generate" in choices(out)  # the main menu
         assert await user.available() == 10
         again = await user.send("/start")
         assert "Welcome" not in texts(again)
@@ -69,14 +69,14 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         user = h.user()
         await user.send("/start")
         kinds = await user.press("g")
-        assert choices(kinds) == ["k:text-to-video", "k:image-to-video", "x"]
+        assert choices(kinds) == ["kind:text-to-video", "kind:image-to-video", "cancel"]
         assert "Send the photo" in texts(await user.press("k:image-to-video"))
         assert "Describe what should happen" in texts(await user.photo(PHOTO))
         models = await user.send("a slow pan over a gradient")
         assert next(b.label for m in models if isinstance(m, Text) for row in m.buttons
                 for b in row) == "Demo (offline, image to video) · 1 credits"
         shapes = await user.press("m:demo-i2v")  # one duration: not asked
-        assert choices(shapes) == ["a:16:9", "a:9:16", "x"]
+        assert choices(shapes) == ["aspect:16:9", "aspect:9:16", "cancel"]
         confirm = texts(await user.press("a:9:16"))
         assert "Cost: 1 credits" in confirm
         assert "Balance now: 10" in confirm
@@ -176,13 +176,13 @@ async def test_cancel_works_at_every_step_and_old_buttons_are_out_of_date(
             cancel = "x" if depth % 2 else "/cancel"
             out = await (user.press(cancel) if cancel == "x" else user.send(cancel))
             assert "Cancelled." in texts(out)
-            assert "g" in choices(out)
+            assert "generate" in choices(out)
             chat = await user.chat()
             assert chat.step is Step.IDLE
             assert chat.draft.kind is None
         stale = await user.press("go")
         assert "out of date" in texts(stale)
-        assert "g" in choices(stale)
+        assert "generate" in choices(stale)
         async with h.app.engine.connect() as conn:
             assert (await conn.execute(select(func.count()).select_from(jobs))).scalar() == 0
 
@@ -199,8 +199,8 @@ async def test_stale_buttons_and_free_text_repeat_the_question(database: TestDat
         await user.send("a cat")
         again = await user.send("what now?")  # free text where a model button is expected
         assert texts(again) == "Choose a model:"
-        assert "m:demo-t2v" in choices(again)
-        assert "m:demo-i2v" not in choices(again)  # a model of another kind
+        assert "model:demo-t2v" in choices(again)
+        assert "model:demo-i2v" not in choices(again)  # a model of another kind
         assert "out of date" in texts(await user.press("m:demo-i2v"))
         assert "out of date" in texts(await user.press("d:999"))
 

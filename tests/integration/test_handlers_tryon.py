@@ -25,7 +25,7 @@ async def test_try_on_with_an_album_of_clothes(database: TestDatabase, tmp_path:
                             env={"VIDEOFLY__CHAT__TRYON_MAX_CLOTHES": "{ default = 3 }"},
                             models=(*DEMO_MODELS, TRYON)) as h:
             user = h.user()
-            assert "k:try-on" in choices(await user.send("/generate"))
+            assert "kind:try-on" in choices(await user.send("/generate"))
             assert "person" in texts(await user.press("k:try-on"))
             # A person and two clothes as three updates of one album (a Telegram media group).
             first = await user.photo(PHOTO, album="alb1")

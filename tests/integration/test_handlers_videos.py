@@ -24,7 +24,7 @@ async def test_resend_a_finished_video_and_refuse_someone_elses(database: TestDa
         await h.finished(job_id)
         listing = await user.send("/videos")
         assert f"#{job_id} Demo (offline, image to video) · done" in texts(listing)
-        assert choices(listing) == [f"vs:{job_id}"]
+        assert choices(listing) == [f"video:resend:{job_id}"]
         [video] = await user.press(f"vs:{job_id}")
         assert isinstance(video, Media)
         assert video.kind == "video"
@@ -54,9 +54,9 @@ async def test_retry_a_job_whose_result_could_not_be_stored(database: TestDataba
         assert isinstance(news, Text)
         assert "the result could not be saved" in news.text
         assert "1 credits are back" in news.text
-        assert choices([news]) == [f"vr:{job_id}"]
+        assert choices([news]) == [f"video:retry:{job_id}"]
         assert await user.available() == 10
-        assert choices(await user.send("/videos")) == [f"vr:{job_id}"]
+        assert choices(await user.send("/videos")) == [f"video:retry:{job_id}"]
 
         # The operator raises the limit; the retry stores the result the provider still has.
         jobs = h.app.jobs
@@ -82,7 +82,7 @@ async def test_make_a_failed_job_again(database: TestDatabase, tmp_path: Path) -
         assert await h.app.jobs.fail(job_id, "deadline", "no result before the deadline")
         uid = await user.id()
         assert "it took too long" in texts(await h.news(uid, "job.failed"))
-        assert choices(await user.send("/videos")) == [f"va:{job_id}"]
+        assert choices(await user.send("/videos")) == [f"video:again:{job_id}"]
         question = await user.press(f"va:{job_id}")
         assert "Cost: 1 credits" in texts(question)
         assert "Balance after: 9" in texts(question)

@@ -1,0 +1,145 @@
+"""Per-user ordering, for every channel: one user's messages one at a time, in arrival order;
+different users' in parallel; within one process and across instances.
+
+    turns = Turns(engine)                       # lease=False: in-process order only
+    async with turns.hold("wechat", openid):    # the user's turn: handle and answer
+        ...
+
+Two layers, decided so:
+
+1. In-process, `KeyedLock`: a FIFO lock per key (asyncio.Lock wakes its waiters in the order
+   they came), forgotten once nobody holds or waits for it. Telegram's update processor holds
+   the same lock (`bot._telegram_ptb.PerUserProcessor`).
+2. Across instances, a lease row in `chat_turns` per (channel, address), taken with one
+   conditional statement: `UPDATE … SET holder, until WHERE (until IS NULL OR until < now)`, or
+   an INSERT when the row does not exist yet (a unique-key clash means another instance just
+   took it). Both are portable SQL, alike on SQLite and PostgreSQL, and need no connection held
+   for the turn (a PostgreSQL advisory lock would hold one pooled connection per busy user and
+   does not exist on SQLite). A waiting instance retries with backoff (10 ms doubling to
+   250 ms, with jitter) for at most `max_wait` seconds; then it goes ahead anyway, with a
+   warning: the conversation state is still safe (versioned saves, `handlers.state`), only the
+   order of two messages is then not guaranteed. A lease lasts `lease` seconds, so an instance
+   that crashed mid-turn blocks that user for at most that long; the holder releases it at
+   the end of the turn (a release that fails is left to expire).
+
+The lease costs two writes per message, so a channel that already delivers one user's updates
+to one consumer in order (Telegram polling: one getUpdates reader) runs without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, insert, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import run_write, utcnow
+from handlers.tables import chat_turns
+
+__all__ = ["KeyedLock", "Turns"]
+
+log = logging.getLogger("bot.ordering")
+
+
+class KeyedLock:
+    """One FIFO lock per key; a key's lock lives while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+
+class Turns:
+    """A user's turn: the in-process lock, then (with `lease`) the lease across instances."""
+
+    def __init__(self, engine: AsyncEngine | None, *, lease: bool = True,
+                 lease_seconds: float = 120.0, max_wait: float = 30.0,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        if lease and engine is None:
+            raise ValueError("the turn lease needs the database engine")
+        self.engine, self.lease, self.clock = engine, lease, clock
+        self.lease_for = timedelta(seconds=lease_seconds)
+        self.max_wait = max_wait
+        self.local = KeyedLock()
+        self._rng = random.Random()  # noqa: S311 (jitter, not a secret)
+
+    @asynccontextmanager
+    async def hold(self, channel: str, address: str) -> AsyncIterator[None]:
+        async with self.local.hold((channel, address)):
+            if not self.lease:
+                yield
+                return
+            holder = secrets.token_hex(8)
+            await self._acquire(channel, address, holder)
+            try:
+                yield
+            finally:
+                try:
+                    await self._release(channel, address, holder)
+                except Exception:  # the database away: the lease runs out by itself
+                    log.warning("releasing the turn of %s user failed; it will expire",
+                                channel, exc_info=True)
+
+    async def _acquire(self, channel: str, address: str, holder: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + self.max_wait, 0.01
+        while not await self._try(channel, address, holder):
+            if loop.time() >= deadline:
+                log.warning("%s user's turn still held elsewhere after %.0f s; going ahead",
+                            channel, self.max_wait)
+                return
+            await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+            delay = min(delay * 2, 0.25)
+
+    async def _try(self, channel: str, address: str, holder: str) -> bool:
+        now = self.clock()
+        row = and_(chat_turns.c.channel == channel, chat_turns.c.address == address)
+        free = or_(chat_turns.c.until.is_(None), chat_turns.c.until < now)
+        values = {"holder": holder, "until": now + self.lease_for}
+
+        def op(conn: Connection) -> bool:
+            taken = conn.execute(update(chat_turns).where(row, free).values(**values))
+            if taken.rowcount == 1:
+                return True
+            exists = conn.execute(chat_turns.select().where(row)).first()
+            if exists is not None:
+                return False
+            conn.execute(insert(chat_turns).values(channel=channel, address=address, **values))
+            return True
+
+        assert self.engine is not None
+        try:
+            return await run_write(self.engine, op)
+        except IntegrityError:  # another instance inserted the row first: it holds the turn
+            return False
+
+    async def _release(self, channel: str, address: str, holder: str) -> None:
+        def op(conn: Connection) -> None:
+            conn.execute(update(chat_turns)
+                         .where(chat_turns.c.channel == channel,
+                                chat_turns.c.address == address, chat_turns.c.holder == holder)
+                         .values(holder=None, until=None))
+
+        assert self.engine is not None
+        await run_write(self.engine, op)

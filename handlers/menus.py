@@ -1,0 +1,95 @@
+"""Numbered menus for channels without buttons (WeChat, the console), kept in the database.
+
+DESIGN.md, "Menus outside Telegram": a menu is one line per choice, `N. label`, and the user
+answers with the number `N` (ASCII or full-width digits). Decisions:
+
+- Rendering (`numbered`) is here, once, for every button-less channel; url buttons become
+  `label: URL` lines (where the channel shows no links, the bare URL is still text to copy).
+  The layout has no words of its own (the labels come from the catalogue), so it needs no
+  language: the dispatcher renders a notification without knowing the user's.
+- The data of the choices last shown, in order, is kept in `chats.menu` of the identity's user
+  (`remember`), written by the shared sending path after a message with choices went out (the
+  answer path and the outbox dispatcher alike), so any instance reads the reply (`pick`).
+- A message without choices leaves the menu as it was, unless it asks for free text
+  (`Text.free_text`): then the menu is cleared and a "1" is text.
+- A number outside the menu, or with no menu, stays text: the conversation decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import run_read, run_write
+from wallet.tables import identities
+
+from .tables import chats
+from .types import Outbound, Text
+
+__all__ = ["choice_number", "menu_change", "numbered", "pick", "remember"]
+
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+_USER = (select(identities.c.user_id)
+         .where(identities.c.channel == bindparam("channel"),
+                identities.c.external_id == bindparam("address"))
+         .scalar_subquery())
+_READ = select(chats.c.menu).where(chats.c.user_id == _USER)
+_WRITE = update(chats).where(chats.c.user_id == _USER)
+
+
+def numbered(message: Text) -> Text:
+    """The message as plain text: its lines, then `N. label` per choice and `label: URL` per
+    link; no buttons left (the sender remembers the choices, `menu_change`)."""
+    if not message.buttons:
+        return message
+    lines, n = [message.text], 0
+    for row in message.buttons:
+        for button in row:
+            if button.url:
+                lines.append(f"{button.label}: {button.url}")
+            else:
+                n += 1
+                lines.append(f"{n}. {button.label}")
+    return replace(message, text="\n".join(lines), buttons=())
+
+
+def menu_change(message: Outbound) -> list[str] | None:
+    """What sending `message` does to the menu: the new choices' data, [] to clear it (a
+    question for free text), None to leave it as it was."""
+    if not isinstance(message, Text):
+        return None
+    data = [b.data for row in message.buttons for b in row if b.data]
+    if data:
+        return data
+    return [] if message.free_text else None
+
+
+def choice_number(text: str) -> int | None:
+    """1 for "1" or "１" (surrounding spaces allowed); None when the text is not a number."""
+    digits = text.strip().translate(_FULL_WIDTH)
+    if not digits or len(digits) > 3 or not digits.isascii() or not digits.isdigit():
+        return None
+    return int(digits)
+
+
+async def remember(engine: AsyncEngine, channel: str, address: str, choices: list[str]) -> None:
+    """Stores `choices` ([] clears) as the menu of the identity's chat (no row: nothing)."""
+    params = {"channel": channel, "address": address, "menu": choices or None}
+
+    def op(conn: Connection) -> None:
+        conn.execute(_WRITE.values(menu=bindparam("menu", type_=chats.c.menu.type)), params)
+
+    await run_write(engine, op)
+
+
+async def pick(engine: AsyncEngine, channel: str, address: str, number: int) -> str | None:
+    """The data of choice `number` of the menu the identity was last shown; None if none."""
+    params = {"channel": channel, "address": address}
+    menu = await run_read(engine, lambda conn: conn.execute(_READ, params).scalar(),
+                          inline=True)
+    if not isinstance(menu, list) or not 1 <= number <= len(menu):
+        return None
+    found = menu[number - 1]
+    return found if isinstance(found, str) and found else None

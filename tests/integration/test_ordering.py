@@ -1,0 +1,108 @@
+"""Per-user ordering across instances (`bot.ordering`): two engines on one database stand for two
+replicas. One user's turns never overlap, whichever replica takes them; different users' do run
+at the same time; a crashed holder's lease runs out. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.ordering import KeyedLock, Turns
+from core.db import read_tx
+from handlers.tables import chat_turns
+from tests.factories import FakeClock, TestDatabase
+
+BOUND = 30.0  # seconds any test here may take at most
+
+
+@pytest.fixture
+async def replicas(database: TestDatabase) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    first, second = database.engine(), database.engine()
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+async def test_one_users_turns_never_overlap_across_replicas(
+        replicas: tuple[AsyncEngine, AsyncEngine]) -> None:
+    a, b = (Turns(e, max_wait=BOUND) for e in replicas)
+    inside, most, done = 0, 0, []
+
+    async def turn(turns: Turns, n: int) -> None:
+        nonlocal inside, most
+        async with turns.hold("wechat", "openid-1"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.005)  # a turn that yields to the loop: others could run
+            done.append(n)
+            inside -= 1
+
+    async with asyncio.timeout(BOUND):
+        await asyncio.gather(*(turn(a if n % 2 else b, n) for n in range(16)))
+    assert most == 1
+    assert sorted(done) == list(range(16))
+    async with read_tx(replicas[0]) as conn:
+        row = (await conn.execute(select(chat_turns))).one()
+    assert row.holder is None
+    assert row.until is None
+
+
+async def test_different_users_run_at_the_same_time(
+        replicas: tuple[AsyncEngine, AsyncEngine]) -> None:
+    a, b = (Turns(e) for e in replicas)
+    first_in, second_in = asyncio.Event(), asyncio.Event()
+
+    async def one() -> None:
+        async with a.hold("wechat", "alice"):
+            first_in.set()
+            await second_in.wait()  # only ends if bob's turn runs while alice's is held
+
+    async def two() -> None:
+        async with b.hold("wechat", "bob"):
+            await first_in.wait()
+            second_in.set()
+
+    async with asyncio.timeout(BOUND):
+        await asyncio.gather(one(), two())
+
+
+async def test_a_crashed_holders_lease_runs_out(
+        replicas: tuple[AsyncEngine, AsyncEngine]) -> None:
+    clock = FakeClock()
+    crashed = Turns(replicas[0], lease_seconds=60, clock=clock)
+    assert await crashed._try("wechat", "openid-2", "crashed-holder")  # never released
+    later = Turns(replicas[1], lease_seconds=60, max_wait=BOUND, clock=clock)
+    assert not await later._try("wechat", "openid-2", "other")  # still held
+    clock.advance(seconds=61)
+    async with asyncio.timeout(BOUND), later.hold("wechat", "openid-2"):
+        async with read_tx(replicas[1]) as conn:
+            holder = (await conn.execute(select(chat_turns.c.holder))).scalar_one()
+        assert holder != "crashed-holder"
+
+
+async def test_in_process_turns_are_first_come_first_served() -> None:
+    lock, order = KeyedLock(), []
+    gate = asyncio.Event()
+
+    async def first() -> None:
+        async with lock.hold("u"):
+            await gate.wait()
+            order.append(0)
+
+    async def later(n: int) -> None:
+        async with lock.hold("u"):
+            order.append(n)
+
+    async with asyncio.timeout(BOUND):
+        holder = asyncio.create_task(first())
+        await asyncio.sleep(0)  # the first task takes the lock
+        waiters = [asyncio.create_task(later(n)) for n in range(1, 6)]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(holder, *waiters)
+    assert order == [0, 1, 2, 3, 4, 5]
+    assert len(lock) == 0  # forgotten once nobody holds or waits

@@ -1,0 +1,55 @@
+"""Numbered menus and the shared sender's preparation: rendering, numbers, splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer import split_text
+from handlers.menus import choice_number, menu_change, numbered
+from handlers.types import Button, Media, Text
+
+MENU = Text(text="What now?", buttons=(
+    (Button(label="Make a video", data="generate"),),
+    (Button(label="Balance", data="balance"), Button(label="Pay", url="https://pay.example/x")),
+    (Button(label="Help", data="help"),),
+), track_job=3)
+
+
+def test_numbered_lists_choices_and_links() -> None:
+    shown = numbered(MENU)
+    assert shown.text == ("What now?\n1. Make a video\n2. Balance\n"
+                          "Pay: https://pay.example/x\n3. Help")
+    assert shown.buttons == ()
+    assert shown.track_job == 3
+    plain = Text(text="hi")
+    assert numbered(plain) is plain
+
+
+def test_menu_change() -> None:
+    assert menu_change(MENU) == ["generate", "balance", "help"]
+    assert menu_change(Text(text="note")) is None  # leaves the menu
+    assert menu_change(Text(text="your prompt?", free_text=True)) == []  # clears it
+    links = Text(text="pay", buttons=((Button(label="Pay", url="https://p.example"),),))
+    assert menu_change(links) is None
+    assert menu_change(Media(kind="video", key="k", caption="c")) is None
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("1", 1), (" 2 ", 2), ("１", 1), ("１２", 12), ("0", 0), ("12a", None), ("", None),
+    ("²", None), ("1234", None), ("٣", None), ("one", None), ("-1", None),
+])
+def test_choice_number(text: str, number: int | None) -> None:
+    assert choice_number(text) == number
+
+
+def test_split_text_keeps_every_character_within_the_limit() -> None:
+    text = "\n".join(f"line {i} " + "字" * (i % 40) for i in range(200))
+    pieces = split_text(text, 2048)
+    assert all(len(p.encode()) <= 2048 for p in pieces)
+    assert len(pieces) > 1
+    assert "\n".join(pieces) == text
+    long_line = "词" * 3000  # one line over the limit: cut at characters, never inside one
+    cut = split_text(long_line, 2048)
+    assert "".join(cut) == long_line
+    assert all(len(p.encode()) <= 2048 for p in cut)
+    assert split_text("short", 2048) == ["short"]
