@@ -13,8 +13,8 @@ quota). So each send first takes a slot here (`take_slot`, one short write trans
 - `held`: after WeChat said 45015, 45047 or 48001 nothing more is tried until the user writes.
 
 `user_wrote` (the inbound side calls it for every message) opens the window again, resets the
-count, clears the hold and releases the user's held outbox rows to the dispatcher. `give_back` returns a slot when a send failed before WeChat counted
-it (a network error, a refused upload).
+count, clears the hold and releases the user's held outbox rows to the dispatcher. `give_back`
+returns a slot when a send failed before WeChat counted it (a network error, a refused upload).
 """
 
 from __future__ import annotations
