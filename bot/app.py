@@ -17,10 +17,11 @@ storage long before) and, on local storage, half-written uploads a crash left be
 build the same thing with local servers in place of the outside world, through the keyword
 overrides. Nothing here runs at import time.
 
-Providers: the demo provider always; `kie`, `evolink` and `image` only when an enabled model
-uses them, and then their key must be set (`KIE_API_KEY`, `EVOLINK_API_KEY`, `IMAGE_API_KEY`;
-the image model also needs `[generation] image_base_url`), or start-up stops with a
-`StartupError` naming what to set. Every client is wrapped in `webhooks.TimedProvider`.
+Providers: the demo provider always; a registered one (`providers.PROVIDERS`: kie, evolink,
+image) only when an enabled model uses it, and then its key must be set (the registry names the
+variable: `KIE_API_KEY`, `EVOLINK_API_KEY`, `IMAGE_API_KEY`) and its settings too (the image
+model's `[generation] image_base_url`), or start-up stops with a `StartupError` naming what to
+set. Every client is wrapped in `webhooks.TimedProvider`.
 
 Secrets that may be missing in a demo: without `PROVIDER_CALLBACK_SECRET` a random one is made
 for this process (demo mode: callback links of jobs in flight do not survive a restart, and
@@ -55,7 +56,7 @@ from core.db import create_engine, utcnow
 from generation import Catalogue, JobService
 from handlers import ChatDeps, Handlers
 from payments import Payments
-from providers import DemoProvider, EvolinkClient, ImageClient, KieClient, Provider
+from providers import PROVIDERS, DemoProvider, Provider, Setup
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
 from wallet import Wallet
 from webhooks.telegram import TelegramWebhook
@@ -66,8 +67,6 @@ __all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "ser
 
 log = logging.getLogger("bot.app")
 
-# Which key each provider needs; the demo needs none.
-PROVIDER_KEYS = {"kie": "KIE_API_KEY", "evolink": "EVOLINK_API_KEY", "image": "IMAGE_API_KEY"}
 SHUTDOWN_TIMEOUT = 10.0  # seconds the web server gives requests in progress when stopping
 HOUSEKEEPING_SECONDS = 3600.0
 # Demo clips are copied into storage when their job completes; a day is far past any deadline.
@@ -218,30 +217,29 @@ def _media_secrets(config: Config, secrets: Secrets) -> Secrets:
 
 def _clients(config: Config, secrets: Secrets, http: httpx.AsyncClient, *,
              skip: frozenset[str]) -> dict[str, Provider]:
-    """The third-party clients that enabled models use (but those in `skip`, which the caller
-    supplies); StartupError names a missing key."""
+    """The registered clients that enabled models use (but those in `skip`, which the caller
+    supplies); StartupError names a missing key or setting."""
     clients: dict[str, Provider] = {}
     for model in config.models:
         name = model.provider
         if not model.enabled or name == "demo" or name in clients or name in skip:
             continue
-        if name not in PROVIDER_KEYS:
+        spec = PROVIDERS.get(name)
+        if spec is None:
             raise StartupError(f"model {model.id!r}: unknown provider {name!r} "
-                               f"(known: demo, {', '.join(PROVIDER_KEYS)})")
-        key = secrets.get(PROVIDER_KEYS[name])
+                               f"(known: demo, {', '.join(PROVIDERS)})")
+        key = secrets.get(spec.key_variable)
         if not key:
             raise StartupError(f"model {model.id!r} uses provider {name!r}: set the environment "
-                               f"variable {PROVIDER_KEYS[name]} (or disable the model)")
-        if name == "kie":
-            clients[name] = KieClient(http, api_key=key)
-        elif name == "evolink":
-            clients[name] = EvolinkClient(http, api_key=key)
-        else:
-            base_url = config.generation.image_base_url
-            if not base_url:
-                raise StartupError(f"model {model.id!r} uses provider 'image': set "
-                                   "[generation] image_base_url to the gateway's URL")
-            clients[name] = ImageClient(http, api_key=key, base_url=base_url)
+                               f"variable {spec.key_variable} (or disable the model)")
+        settings: dict[str, str] = {}
+        for setting, meaning in spec.settings:
+            value = getattr(config.generation, setting, "")
+            if not isinstance(value, str) or not value:
+                raise StartupError(f"model {model.id!r} uses provider {name!r}: set "
+                                   f"[generation] {setting} to {meaning}")
+            settings[setting] = value
+        clients[name] = spec.build(Setup(http=http, api_key=key, settings=settings))
     return clients
 
 

@@ -3,18 +3,28 @@
 `upgrade()` is what `videofly db upgrade` and the start of `run` and `chat` call. The scripts live
 in `core/migrations/versions`; `videofly db revision -m "…"` autogenerates the next one from the
 tables' metadata (review it by hand before committing).
+
+Alembic (with Mako and Pygments, which it imports) is about a tenth of the service's start-up
+imports, and on almost every start there is nothing to migrate. So `upgrade()` to head first
+reads the scripts' one head from their `revision` / `down_revision` lines (AST, no import) and
+the database's `alembic_version`; when they match it returns without loading Alembic. Anything
+else (behind, several heads, an unreadable script, no version table) goes through Alembic.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import read_tx
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["current", "downgrade", "head", "revision", "upgrade"]
 
@@ -22,6 +32,8 @@ _SCRIPTS = Path(__file__).parent / "migrations"
 
 
 def _config(sync_conn: Any = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_SCRIPTS))
     cfg.attributes["connection"] = sync_conn
@@ -29,29 +41,85 @@ def _config(sync_conn: Any = None) -> AlembicConfig:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    if revision == "head" and await _at_head(engine):
+        return  # nothing to do: Alembic stays unloaded (see the module docstring)
+    from alembic import command
+
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: command.upgrade(_config(c), revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    from alembic import command
+
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: command.downgrade(_config(c), revision))
 
 
 async def current(engine: AsyncEngine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     async with engine.connect() as conn:
         return await conn.run_sync(
             lambda c: MigrationContext.configure(c).get_current_revision())
 
 
 async def revision(engine: AsyncEngine, message: str) -> None:
+    from alembic import command
+
     async with engine.begin() as conn:
         await conn.run_sync(
             lambda c: command.revision(_config(c), message=message, autogenerate=True))
 
 
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(_config()).get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"migrations must have one head, found {heads}")
     return heads[0]
+
+
+def script_head() -> str | None:
+    """The scripts' one head read from their source, or None when that is not plain (several
+    heads, a revision id that is not a literal): then only Alembic can say."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_SCRIPTS / "versions").glob("*.py"):
+        found: dict[str, Any] = {}
+        for node in ast.parse(path.read_bytes(), str(path)).body:
+            target: ast.expr
+            if isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            else:
+                continue
+            if isinstance(target, ast.Name):
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    found[target.id] = None
+        rev, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        downs = down if isinstance(down, tuple | list) else (down,) if down else ()
+        if not all(isinstance(d, str) for d in downs):
+            return None
+        parents.update(downs)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    want = script_head()
+    if want is None:
+        return False
+    try:
+        async with read_tx(engine) as conn:
+            have = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except DBAPIError:  # no version table yet (or no database: Alembic will say so)
+        return False
+    return [row[0] for row in have] == [want]

@@ -7,8 +7,10 @@ counted per day here rather than grouped in SQL, because "the local day of a tim
 spelled differently in SQLite and PostgreSQL; it is an admin's occasional command.
 
 The chart is drawn with matplotlib's Agg backend on a `Figure` of its own (no pyplot global
-state), in a worker thread. Its labels are English whatever the admin's language: matplotlib's
-bundled fonts have no CJK glyphs, and a server cannot be assumed to have any installed.
+state), in a worker thread; matplotlib is imported there, on the first /stats, not when the
+conversations load (it costs ~0.5 s and tens of MB). Its labels are English whatever the
+admin's language: matplotlib's bundled fonts have no CJK glyphs, and a server cannot be
+assumed to have any installed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import io
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from matplotlib.figure import Figure
 from sqlalchemy import select
 
 from core.db import read_tx
@@ -81,6 +82,8 @@ async def daily(deps: ChatDeps) -> Daily:
 
 def chart(data: Daily) -> bytes:
     """A PNG: credits granted and spent per day above, jobs done and failed per day below."""
+    from matplotlib.figure import Figure  # here: see the module docstring
+
     lang = CHART_LANG
     labels = [d.strftime("%m-%d") for d in data.days]
     x = list(range(len(labels)))

@@ -14,6 +14,9 @@ concurrent one, finds it or loses the insert and changes nothing), then applies 
 Admin accounts told of disputes are resolved before the transaction, since opening an account
 is a write of its own. A package whose price does not fit its currency (4.999 USD) stops the
 construction with a ValueError: better at start than at a buyer's checkout.
+
+Payments writes no chat text: a checkout answers a URL or a `StarsInvoice` (data), and the
+conversation that asked writes the words (the Stripe item's name comes in with the call).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import insert, select, update
@@ -30,13 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config, PackageConfig, Secrets
 from core.db import read_tx, utcnow, write_tx
-from handlers.messages import t
-from handlers.types import Invoice, StarsPayment
 from wallet import Wallet
 from wallet.tables import identities
 
 from . import _apply, _reads
-from ._clients import create_creem_checkout, create_stripe_session, stripe_client
+from ._clients import create_creem_checkout
 from ._events import PaymentEvent, creem_event, stripe_event
 from ._exceptions import (
     BadEvent,
@@ -46,7 +47,11 @@ from ._exceptions import (
     UnknownPackage,
 )
 from ._money import STARS_CURRENCY, new_order_id, parse_stars_payload, stars_payload, to_minor
+from ._types import StarsCharge, StarsInvoice
 from .tables import payment_events, payments
+
+if TYPE_CHECKING:
+    import stripe
 
 __all__ = ["Payments", "StarsRefund"]
 
@@ -74,9 +79,12 @@ class Payments:
             "stripe": self._pair("stripe", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
             "creem": self._pair("creem", "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET"),
         }
-        self._stripe = (stripe_client(secrets["STRIPE_SECRET_KEY"], http,
-                                      config.payments.stripe_api_base)
-                        if self._ready["stripe"] else None)
+        self._stripe: stripe.StripeClient | None = None
+        if self._ready["stripe"]:
+            from ._stripe import stripe_client  # the library loads only when Stripe is sold
+
+            self._stripe = stripe_client(secrets["STRIPE_SECRET_KEY"], http,
+                                         config.payments.stripe_api_base)
         self._admins: list[int] | None = None
 
     def _pair(self, name: str, key: str, webhook: str) -> bool:
@@ -106,9 +114,10 @@ class Payments:
 
     # --- checkout --------------------------------------------------------------------------
 
-    async def checkout(self, *, user_id: int, channel: str, package_id: str,
-                       method: str) -> str | Invoice:
-        """A payment page URL (Stripe, Creem) or a Stars invoice for one package."""
+    async def checkout(self, *, user_id: int, channel: str, package_id: str, method: str,
+                       title: str, description: str) -> str | StarsInvoice:
+        """A payment page URL (Stripe, Creem) or a Stars invoice for one package. `title` and
+        `description` name the item on Stripe's checkout page (the caller writes them)."""
         if method not in self.methods(channel):
             raise PaymentUnavailable(method)
         pkg = next((p for p in self.packages_for(method) if p.id == package_id), None)
@@ -126,14 +135,14 @@ class Payments:
                 order_id=order_id, provider=method, user_id=user_id, package_id=pkg.id,
                 credits=pkg.credits, expires_days=pkg.expires_days, amount=amount,
                 currency=currency, event_ids=[], created_at=now, updated_at=now))
-        title, description = self._item(pkg)
         if method == "stars":
-            return Invoice(title=title, description=description, payload=payload,
-                           stars=pkg.stars)
+            return StarsInvoice(payload=payload, stars=pkg.stars, package_id=pkg.id)
         meta = {"order_id": order_id, "user_id": str(user_id), "package_id": pkg.id,
                 "credits": str(pkg.credits)}
         cfg = self.config.payments
         if method == "stripe":
+            from ._stripe import create_stripe_session  # loaded with the client, above
+
             assert self._stripe is not None
             made = await create_stripe_session(self._stripe, {
                 "mode": "payment", "client_reference_id": str(user_id), "metadata": meta,
@@ -152,16 +161,6 @@ class Payments:
             await conn.execute(update(payments).where(P.order_id == order_id)
                                .values(checkout_id=made.id, updated_at=self.clock()))
         return made.url
-
-    def _item(self, pkg: PackageConfig) -> tuple[str, str]:
-        """The item's name and description, in the bot's default language (the checkout page
-        and the invoice are made before we know how the payer reads)."""
-        lang = self.config.app.default_language
-        if pkg.expires_days:
-            text = t(lang, "pay.item_description", credits=pkg.credits, days=pkg.expires_days)
-        else:
-            text = t(lang, "pay.item_description_forever", credits=pkg.credits)
-        return t(lang, "pay.item", credits=pkg.credits), text
 
     # --- webhooks ----------------------------------------------------------------------------
 
@@ -230,7 +229,7 @@ class Payments:
                 P.order_id == parsed[0], P.provider == "stars"))).scalar()
         return asked == pkg.stars and (total_amount is None or total_amount == asked)
 
-    async def stars_paid(self, user_id: int, payment: StarsPayment) -> int:
+    async def stars_paid(self, user_id: int, payment: StarsCharge) -> int:
         """Credits a successful Stars payment once; returns the credits added (0 if seen)."""
         if not 0 < len(payment.charge_id) <= MAX_CHARGE_ID:
             raise BadEvent("unusable telegram_payment_charge_id")

@@ -27,8 +27,9 @@ import httpx
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
 from ._exceptions import BadCallback, BadSignature, ProviderBadInput, ProviderProtocolError
 from ._http import Caller, RetryPolicy, json_object, raise_for_code, retry_after
+from ._spec import ProviderSpec, Setup
 
-__all__ = ["KieClient", "kie_signature"]
+__all__ = ["SPEC", "KieClient", "kie_signature"]
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
 SIGNATURE_MAX_AGE = 300.0  # seconds
@@ -189,3 +190,10 @@ class KieClient:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _build(s: Setup) -> KieClient:
+    return KieClient(s.http, api_key=s.api_key)
+
+
+SPEC = ProviderSpec(name="kie", key_variable="KIE_API_KEY", build=_build)

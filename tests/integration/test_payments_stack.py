@@ -41,6 +41,9 @@ from wallet import Wallet
 from wallet.tables import identities
 from webhooks import AccessLogger, Metrics, WebDeps, create_app
 
+# What the chat writes for the starter package (handlers/topup.py); payments passes it on.
+ITEM = {"title": "100 VideoFly credits",
+        "description": "100 credits for making videos, valid for 365 days."}
 STRIPE_WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 CREEM_WEBHOOK_SECRET = "creem_whsec_test_fedcba9876543210"
 MAX_BODY = 64 * 1024
@@ -106,14 +109,14 @@ class PayStack:
     async def stripe_checkout(self, user: int, package: str = "starter") -> dict[str, Any]:
         """Checks out through the Stripe fake; the session it made."""
         url = await self.payments.checkout(user_id=user, channel="telegram",
-                                           package_id=package, method="stripe")
+                                           package_id=package, method="stripe", **ITEM)
         assert isinstance(url, str)
         session_id = url.rsplit("/", 1)[1]
         return self.stripe.sessions[session_id]
 
     async def creem_checkout(self, user: int, package: str = "starter") -> dict[str, Any]:
         url = await self.payments.checkout(user_id=user, channel="wechat", package_id=package,
-                                           method="creem")
+                                           method="creem", **ITEM)
         assert isinstance(url, str)
         return self.creem.checkouts[url.rsplit("/", 1)[1]]
 
