@@ -19,16 +19,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
 from core.config import Config, ConfigError, Secrets, load_config
-from core.db import create_engine, read_tx
-from wallet import Wallet
-from wallet.tables import accounts, ledger
+from core.db import create_engine, read
+from wallet import Wallet, queries
 
 log = logging.getLogger("videofly")
 
@@ -77,9 +75,9 @@ async def cmd_audit(config: Config, args: argparse.Namespace) -> int:
     try:
         await require_head(engine)
         violations = await Wallet(engine).audit()
-        async with read_tx(engine) as conn:
-            n_users = (await conn.execute(select(func.count()).select_from(accounts))).scalar()
-            n_rows = (await conn.execute(select(func.count()).select_from(ledger))).scalar()
+        async with read(engine) as conn:
+            n_users = await queries.count_accounts(conn)
+            n_rows = await queries.count_ledger(conn)
     finally:
         await engine.dispose()
     for v in violations:

@@ -36,12 +36,10 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, insert, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_write, utcnow
-from handlers.tables import chat_turns
+from core.db import utcnow
+from handlers.turns import release_turn, take_turn
 
 __all__ = ["KeyedLock", "Turns"]
 
@@ -113,33 +111,11 @@ class Turns:
             delay = min(delay * 2, 0.25)
 
     async def _try(self, channel: str, address: str, holder: str) -> bool:
-        now = self.clock()
-        row = and_(chat_turns.c.channel == channel, chat_turns.c.address == address)
-        free = or_(chat_turns.c.until.is_(None), chat_turns.c.until < now)
-        values = {"holder": holder, "until": now + self.lease_for}
-
-        def op(conn: Connection) -> bool:
-            taken = conn.execute(update(chat_turns).where(row, free).values(**values))
-            if taken.rowcount == 1:
-                return True
-            exists = conn.execute(chat_turns.select().where(row)).first()
-            if exists is not None:
-                return False
-            conn.execute(insert(chat_turns).values(channel=channel, address=address, **values))
-            return True
-
         assert self.engine is not None
-        try:
-            return await run_write(self.engine, op)
-        except IntegrityError:  # another instance inserted the row first: it holds the turn
-            return False
+        now = self.clock()
+        return await take_turn(self.engine, channel, address, holder, now=now,
+                               until=now + self.lease_for)
 
     async def _release(self, channel: str, address: str, holder: str) -> None:
-        def op(conn: Connection) -> None:
-            conn.execute(update(chat_turns)
-                         .where(chat_turns.c.channel == channel,
-                                chat_turns.c.address == address, chat_turns.c.holder == holder)
-                         .values(holder=None, until=None))
-
         assert self.engine is not None
-        await run_write(self.engine, op)
+        await release_turn(self.engine, channel, address, holder)

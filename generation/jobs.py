@@ -27,7 +27,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import GenerationConfig
-from core.db import new_id, read_tx, run_read, utcnow, write_tx
+from core.db import new_id, read, utcnow, write
 from core.outbox import enqueue
 from providers import (
     CallbackHint,
@@ -39,8 +39,7 @@ from providers import (
     data_url,
 )
 from storage import Storage, StorageError
-from wallet import Wallet
-from wallet.tables import users
+from wallet import Wallet, queries
 
 from . import _records as rec
 from ._exceptions import InvalidChoice, NotRetryable, TooManyJobs
@@ -102,13 +101,9 @@ class JobService:
             raise InvalidChoice(f"{quote.model.kind} takes {low}..{high} photos")
         now = self.clock()
         deadline = now + timedelta(minutes=self.config.deadline_minutes)
-        async with write_tx(self.engine) as conn:
-            # The user row serialises this user's starts. FOR NO KEY UPDATE, not FOR UPDATE:
-            # a settle holding the account row takes FOR KEY SHARE on this row (the ledger's
-            # foreign key), and FOR UPDATE would deadlock with it.
-            tier = (await conn.execute(
-                select(users.c.tier).where(users.c.id == user_id)
-                .with_for_update(key_share=True))).scalar()
+        async with write(self.engine) as conn:
+            # The user row serialises this user's starts (FOR NO KEY UPDATE: see there).
+            tier = await queries.lock_user_tier(conn, user_id)
             active = (await conn.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.user_id == user_id, jobs.c.state.in_(ACTIVE)))).scalar_one()
             limit = self.config.limit_for(tier or "default")
@@ -225,7 +220,7 @@ class JobService:
             await self.fail(job_id, "storage", repr(exc), from_states=("uploading",))
             return
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             done = await self._transition(
                 job_id, ("uploading",), conn=conn, state="completed", result_keys=stored.keys,
                 thumbnail_key=stored.thumbnail_key, result_bytes=stored.size, finished_at=now)
@@ -244,7 +239,7 @@ class JobService:
                    from_states: Sequence[str] = ACTIVE) -> bool:
         """Fails the job, gives the credits back and tells the user; False if already over."""
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             if not await self._transition(job_id, from_states, conn=conn, state="failed",
                                           failure=reason, failure_detail=detail[:500],
                                           finished_at=now):
@@ -262,7 +257,7 @@ class JobService:
         job = await self.get(job_id)
         if job.state != "failed" or job.failure != "storage" or not job.result_urls:
             raise NotRetryable(job_id)
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             hold = await self.wallet.hold(job.user_id, job.credits, conn=conn,
                                           ref=f"job:{job_id}:after:{job.hold_id}")
             if not await self._transition(job_id, ("failed",), conn=conn, state="uploading",
@@ -274,10 +269,10 @@ class JobService:
     # --- reading ----------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> rec.Job:
-        return await run_read(self.engine, partial(rec.load_sync, job_id=job_id))
+        return await read(self.engine, partial(rec.load_sync, job_id=job_id))
 
     async def recent(self, user_id: int, limit: int = 10) -> list[rec.Job]:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await rec.recent(conn, user_id, limit)
 
     # --- the one way a job row changes ------------------------------------------------------
@@ -294,6 +289,6 @@ class JobService:
         stmt = stmt.values(updated_at=self.clock(), **values)
         if conn is not None:
             return (await conn.execute(stmt)).rowcount == 1
-        async with write_tx(self.engine) as own:
+        async with write(self.engine) as own:
             return (await own.execute(stmt)).rowcount == 1
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, select, update
 
-from core.db import is_postgres, write_tx
+from core.db import write
 
 from .jobs import JobService
 from .tables import jobs
@@ -31,11 +31,10 @@ async def _claim_polls(service: JobService, now: datetime, limit: int) -> list[i
     due = and_(jobs.c.state == "generating", jobs.c.task_id.is_not(None),
                jobs.c.next_check_at <= now)
     query = (select(jobs.c.id, jobs.c.polls, jobs.c.next_check_at).where(due)
-             .order_by(jobs.c.next_check_at).limit(limit))
+             .order_by(jobs.c.next_check_at).limit(limit)
+             .with_for_update(skip_locked=True))  # instances skip each other's rows (PG)
     claimed: list[int] = []
-    async with write_tx(service.engine) as conn:
-        if is_postgres(conn):
-            query = query.with_for_update(skip_locked=True)
+    async with write(service.engine) as conn:
         for row in (await conn.execute(query)).all():
             moved = await conn.execute(
                 update(jobs)
@@ -59,7 +58,7 @@ async def fail_overdue(service: JobService, now: datetime | None = None) -> int:
     """Fails jobs past their deadline (and uploads a crash interrupted); credits come back."""
     now = now or service.clock()
     stuck_since = now - timedelta(seconds=service.config.download_timeout_seconds) - UPLOAD_MARGIN
-    async with write_tx(service.engine) as conn:
+    async with write(service.engine) as conn:
         late = (await conn.execute(select(jobs.c.id).where(
             jobs.c.state.in_(("pending", "generating")), jobs.c.deadline_at <= now))).all()
         stuck = (await conn.execute(select(jobs.c.id).where(
@@ -78,7 +77,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
     """Deletes old failed jobs and archives old completed ones, removing their files."""
     now = now or service.clock()
     cfg = service.config
-    async with write_tx(service.engine) as conn:
+    async with write(service.engine) as conn:
         old_failed = (await conn.execute(select(jobs.c.id, jobs.c.inputs).where(
             jobs.c.state == "failed",
             jobs.c.finished_at <= now - timedelta(days=cfg.failed_retention_days)))).all()
@@ -88,7 +87,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
             jobs.c.finished_at <= now - timedelta(days=cfg.completed_retention_days)))).all()
     deleted = archived = 0
     for row in old_failed:
-        async with write_tx(service.engine) as conn:
+        async with write(service.engine) as conn:
             gone = await conn.execute(delete(jobs).where(
                 jobs.c.id == row.id, jobs.c.state == "failed"))
         if gone.rowcount == 1:
@@ -96,7 +95,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
             for key in row.inputs or []:
                 await service.storage.delete(key)
     for done in old_done:
-        async with write_tx(service.engine) as conn:
+        async with write(service.engine) as conn:
             claimed = await conn.execute(update(jobs).where(
                 jobs.c.id == done.id, jobs.c.archived.is_(False)).values(archived=True))
         if claimed.rowcount == 1:

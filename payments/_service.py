@@ -32,9 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config, PackageConfig, Secrets
-from core.db import read_tx, utcnow, write_tx
-from wallet import Wallet
-from wallet.tables import identities
+from core.db import read, utcnow, write
+from wallet import Wallet, queries
 
 from . import _apply, _reads
 from ._clients import create_creem_checkout
@@ -130,7 +129,7 @@ class Payments:
             amount, currency = to_minor(pkg.price, pkg.currency), pkg.currency
         payload = stars_payload(order_id, pkg.id) if method == "stars" else ""
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             await conn.execute(insert(payments).values(
                 order_id=order_id, provider=method, user_id=user_id, package_id=pkg.id,
                 credits=pkg.credits, expires_days=pkg.expires_days, amount=amount,
@@ -157,7 +156,7 @@ class Payments:
                 self.http, api_base=cfg.creem_api_base, api_key=self._secrets["CREEM_API_KEY"],
                 body={"product_id": pkg.creem_product_id, "request_id": order_id,
                       "success_url": cfg.success_url, "metadata": meta})
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             await conn.execute(update(payments).where(P.order_id == order_id)
                                .values(checkout_id=made.id, updated_at=self.clock()))
         return made.url
@@ -179,7 +178,7 @@ class Payments:
         now = self.clock()
         key = (E.provider == event.provider) & (E.event_id == event.event_id)
         try:
-            async with write_tx(self.engine) as conn:
+            async with write(self.engine) as conn:
                 if (await conn.execute(select(E.outcome).where(key))).first() is not None:
                     return _apply.Outcome("duplicate", note="event seen before")
                 await conn.execute(insert(payment_events).values(
@@ -192,7 +191,7 @@ class Payments:
                     outcome=outcome.outcome, order_id=outcome.order_id,
                     note=outcome.note[:500] if outcome.note else None))
         except IntegrityError:
-            async with read_tx(self.engine) as conn:
+            async with read(self.engine) as conn:
                 if (await conn.execute(select(E.outcome).where(key))).first() is None:
                     raise
             return _apply.Outcome("duplicate", note="event applied concurrently")
@@ -224,7 +223,7 @@ class Payments:
             return False
         if currency is not None and currency != STARS_CURRENCY:
             return False
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             asked = (await conn.execute(select(P.amount).where(
                 P.order_id == parsed[0], P.provider == "stars"))).scalar()
         return asked == pkg.stars and (total_amount is None or total_amount == asked)
@@ -242,14 +241,12 @@ class Payments:
 
     async def refund_stars(self, charge_id: str, *, actor: str) -> int:
         """Refunds a Stars payment through Telegram and claws its credits back; returns them."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             row = (await conn.execute(select(payments).where(
                 P.provider == "stars", P.charge_id == charge_id[:MAX_CHARGE_ID]))).first()
             if row is None or row.state == "pending":
                 raise PaymentNotFound("no Stars payment with that charge id")
-            telegram_id = (await conn.execute(select(identities.c.external_id).where(
-                identities.c.user_id == row.user_id, identities.c.channel == "telegram")
-                .limit(1))).scalar()
+            telegram_id = await queries.address(conn, row.user_id, "telegram")
         if row.refunded >= row.amount:
             return 0
         if self.stars_refund is None:
@@ -270,9 +267,9 @@ class Payments:
     # --- reads ---------------------------------------------------------------------------------
 
     async def recent_for_user(self, user_id: int, limit: int = 5) -> list[_reads.PaymentRecord]:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await _reads.recent_for_user(conn, user_id, limit)
 
     async def revenue(self, since: datetime) -> _reads.Revenue:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await _reads.revenue(conn, since)

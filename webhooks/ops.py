@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from core.db import read_tx
+from core.db import read
 
 from ._deps import DEPS
 
@@ -24,9 +24,9 @@ async def healthz(request: web.Request) -> web.Response:
     """Answers 200 if the database answers `SELECT 1` in time, else 503."""
     engine = request.app[DEPS].engine
     try:
-        # read_tx: on SQLite a plain connection would BEGIN IMMEDIATE and queue for the write
+        # read: on SQLite a plain connection would BEGIN IMMEDIATE and queue for the write
         # lock behind every writer; a read transaction takes no lock.
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), read_tx(engine) as conn:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), read(engine) as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # whatever the driver raises, the answer is "not healthy"
         # The type only: driver messages can carry the database URL.

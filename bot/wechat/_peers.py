@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot._dispatch_sql import release_held
-from core.db import read_tx, write_tx
+from core.db import read, write
 
 from ._tables import wechat_peers
 
@@ -49,7 +49,7 @@ class Peer:
 
 
 async def peer(engine: AsyncEngine, openid: str) -> Peer | None:
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         row = (await conn.execute(select(
             wechat_peers.c.last_inbound_at, wechat_peers.c.cs_sent, wechat_peers.c.held)
             .where(wechat_peers.c.openid == openid))).first()
@@ -60,7 +60,7 @@ async def _upsert(engine: AsyncEngine, openid: str, now: datetime, **values: Any
     """Sets `values` on the openid's row, making it when missing (racing makers: one wins)."""
     for _ in range(2):
         try:
-            async with write_tx(engine) as conn:
+            async with write(engine) as conn:
                 done = await conn.execute(update(wechat_peers)
                                           .where(wechat_peers.c.openid == openid)
                                           .values(updated_at=now, **values))
@@ -102,7 +102,7 @@ async def take_slot(engine: AsyncEngine, openid: str, *, essential: bool, quota:
     limit = quota if essential else max(0, quota - reserve)
     for _ in range(2):
         try:
-            async with write_tx(engine) as conn:
+            async with write(engine) as conn:
                 row = await _locked(conn, openid)
                 if row is None:
                     if limit < 1:
@@ -127,7 +127,7 @@ async def take_slot(engine: AsyncEngine, openid: str, *, essential: bool, quota:
 
 async def give_back(engine: AsyncEngine, openid: str, *, now: datetime) -> None:
     """Returns a slot WeChat did not count (the send failed before it got there)."""
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         await conn.execute(update(wechat_peers)
                            .where(wechat_peers.c.openid == openid, wechat_peers.c.cs_sent > 0)
                            .values(cs_sent=wechat_peers.c.cs_sent - 1, updated_at=now))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.app import App, build_app, serve
 from core.config import Config, Secrets, load_config
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Job
 from handlers import (
@@ -111,7 +111,7 @@ class Harness:
         return job
 
     async def outbox(self, user_id: int) -> list[tuple[str, dict[str, Any]]]:
-        async with read_tx(self.app.engine) as conn:
+        async with read(self.app.engine) as conn:
             rows = (await conn.execute(select(outbox.c.kind, outbox.c.payload).where(
                 outbox.c.user_id == user_id).order_by(outbox.c.id))).all()
         return [(r.kind, r.payload) for r in rows]

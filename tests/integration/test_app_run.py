@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from bot.app import App, StartupError, build_app, serve
 from core.config import Config, Secrets, load_config
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Job
 from storage import LocalStorage, new_key
@@ -90,7 +90,7 @@ async def finished(app: App, job_id: int) -> Job:
 
 
 async def outbox_kinds(app: App, user_id: int) -> list[str]:
-    async with read_tx(app.engine) as conn:
+    async with read(app.engine) as conn:
         return list((await conn.execute(select(outbox.c.kind).where(
             outbox.c.user_id == user_id).order_by(outbox.c.id))).scalars())
 

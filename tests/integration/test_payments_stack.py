@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config, PackageConfig, PaymentsConfig, Secrets, TelegramConfig
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Catalogue, JobService
 from payments import Payments
@@ -122,7 +122,7 @@ class PayStack:
 
     async def wallet_identity(self, user: int) -> str:
         """The user's Telegram id."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return str((await conn.execute(select(identities.c.external_id).where(
                 identities.c.user_id == user, identities.c.channel == "telegram"))).scalar_one())
 
@@ -131,7 +131,7 @@ class PayStack:
 
     async def counts(self) -> tuple[int, int, int]:
         """(payment rows, event rows, outbox rows): what a refused request must not change."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return tuple([(await conn.execute(select(func.count()).select_from(t))).scalar_one()
                           for t in (payments, payment_events, outbox)])  # type: ignore[return-value]
 
@@ -139,16 +139,16 @@ class PayStack:
         query = select(outbox).order_by(outbox.c.id)
         if kind is not None:
             query = query.where(outbox.c.kind == kind)
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return list((await conn.execute(query)).all())
 
     async def order(self, order_id: str) -> Any:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return (await conn.execute(
                 select(payments).where(payments.c.order_id == order_id))).one()
 
     async def event_row(self, provider: str, event_id: str) -> Any:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return (await conn.execute(select(payment_events).where(
                 payment_events.c.provider == provider,
                 payment_events.c.event_id == event_id))).one()

@@ -20,7 +20,7 @@ from bot.wechat._channel import WeChatChannel
 from bot.wechat._peers import user_wrote
 from bot.wechat._token import TokenStore
 from core.config import WechatConfig
-from core.db import read_tx, write_tx
+from core.db import read, write
 from core.outbox import enqueue, outbox
 from handlers.types import Media, Outbound, Text
 from storage import LocalStorage, Storage
@@ -70,12 +70,12 @@ def dispatcher(engine: AsyncEngine, http: httpx.AsyncClient, wx: WeChatFake, clo
 
 async def queue(engine: AsyncEngine, clock: FakeClock, user_id: int, kind: str = "say",
                 **payload: Any) -> None:
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         await enqueue(conn, user_id=user_id, kind=kind, payload=payload, now=clock())
 
 
 async def states(engine: AsyncEngine, user_id: int) -> list[str]:
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         return list((await conn.execute(select(outbox.c.state).where(
             outbox.c.user_id == user_id).order_by(outbox.c.id))).scalars())
 
