@@ -61,6 +61,7 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.crash import crash_point
 from core.db import utcnow
 
 from . import _dispatch_sql as sql
@@ -221,6 +222,7 @@ class Dispatcher:
             return await self._backoff(row, exc, done)
         for index in range(done, len(parts)):
             message = parts[index]
+            crash_point("mid_send")
             try:
                 await sender.send(row.address, message)
             except Blocked as exc:

@@ -94,6 +94,17 @@ class HttpConfig:
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
+    # Slow clients: seconds to send a whole request head (also the idle keep-alive limit),
+    # and seconds to send a body; past them the connection is closed, or the answer is 408.
+    header_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0
+
+    @field_validator("header_timeout_seconds", "body_timeout_seconds")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
 
     @field_validator("port")
     @classmethod

@@ -38,6 +38,7 @@ class Job:
     polls: int
     created_at: datetime
     finished_at: datetime | None
+    missing_polls: int = 0  # polls in a row the provider answered "no such task"
 
     @property
     def retryable(self) -> bool:
@@ -50,7 +51,7 @@ def record(row: Any) -> Job:
                list(row.inputs or []), row.duration, row.aspect_ratio, row.credits, row.hold_id,
                row.state, row.task_id, row.progress, row.failure, row.failure_detail,
                row.result_urls, row.result_keys, row.thumbnail_key, row.polls, row.created_at,
-               row.finished_at)
+               row.finished_at, row.missing_polls)
 
 
 _BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))

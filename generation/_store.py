@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.config import GenerationConfig
+from core.crash import crash_point
 from storage import LocalStorage, Storage, StoredObject, new_key, relay
 
 VIDEO_KINDS = ("text-to-video", "image-to-video")
@@ -76,6 +77,7 @@ async def store_results(
                 allow_hosts=allow_hosts))
         if not done:
             raise ValueError("the provider reported success without a result")
+        crash_point("mid_upload")
         thumb = None
         if video:
             thumb = new_key("thumbs", ".jpg")

@@ -10,6 +10,8 @@ body (the demo provider); otherwise a callback is a hint and the task is re-quer
 signs nothing, and kie's optional signature covers the task id and time but not the body.
 A create-task call that may have landed (`ProviderError.maybe_created`) is never resubmitted:
 the job waits for the callback, whose URL carries our own signed job reference, or its deadline.
+A provider that answers "no such task" `MISSING_POLLS` polls in a row has lost the task (the
+demo's in-memory render after a restart): the job fails then, not at its deadline.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import GenerationConfig
+from core.crash import crash_point
 from core.db import new_id, read, utcnow, write
 from core.outbox import enqueue
 from providers import (
     CallbackHint,
     Provider,
     ProviderError,
+    TaskNotFound,
     TaskRequest,
     TaskState,
     TaskStatus,
@@ -57,6 +61,7 @@ ACTIVE = ("pending", "generating", "uploading")
 SUBMITTED = ("pending", "generating")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
 MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
+MISSING_POLLS = 3  # "no such task" this many polls in a row fails the job (not at deadline)
 
 
 class JobService:
@@ -119,6 +124,7 @@ class JobService:
             hold = await self.wallet.hold(user_id, quote.credits, ref=f"job:{job_id}",
                                           ttl=deadline - now + HOLD_GRACE, conn=conn)
             await conn.execute(update(jobs).where(jobs.c.id == job_id).values(hold_id=hold.id))
+        crash_point("after_hold")
         await self._submit(job_id)
         return await self.get(job_id)
 
@@ -161,6 +167,7 @@ class JobService:
             return
         await self._transition(job_id, ("pending",), state="generating",
                                task_id=status.task_id, progress=status.progress)
+        crash_point("after_accept")
         await self.apply(job_id, status)
 
     # --- news from the provider ----------------------------------------------------------------
@@ -189,10 +196,28 @@ class JobService:
             return
         try:
             status = await self.providers[job.provider].query_task(job.task_id)
+        except TaskNotFound:
+            await self._missing(job_id)
+            return
         except ProviderError as exc:
             log.info("job %s: query failed (%s); will poll again", job_id, exc)
             return
+        if job.missing_polls:
+            await self._transition(job_id, SUBMITTED, missing_polls=0)
         await self.apply(job_id, status)
+
+    async def _missing(self, job_id: int) -> None:
+        """The provider has no such task (a restart lost a task kept in memory, say): after
+        MISSING_POLLS such answers in a row the job fails and its credits come back."""
+        async with write(self.engine) as conn:
+            await self._transition(job_id, SUBMITTED, conn=conn,
+                                   missing_polls=jobs.c.missing_polls + 1)
+            missing = (await rec.load(conn, job_id)).missing_polls
+        log.info("job %s: the provider has no such task (%d of %d)", job_id, missing,
+                 MISSING_POLLS)
+        if missing >= MISSING_POLLS:
+            await self.fail(job_id, "provider", "the provider no longer knows the task",
+                            from_states=SUBMITTED)
 
     async def apply(self, job_id: int, status: TaskStatus) -> None:
         if status.state is TaskState.SUCCEEDED:
@@ -208,6 +233,10 @@ class JobService:
         if not await self._transition(job_id, SUBMITTED, state="uploading",
                                       result_urls=urls, progress=100):
             return  # another callback, poll or instance has it
+        await self._store(job_id, urls)
+
+    async def resume_upload(self, job_id: int, urls: list[str]) -> None:
+        """Stores the result of an `uploading` job whose upload a crash interrupted."""
         await self._store(job_id, urls)
 
     async def _store(self, job_id: int, urls: list[str]) -> None:
@@ -230,6 +259,7 @@ class JobService:
                 await enqueue(conn, user_id=job.user_id, kind="job.completed", now=now,
                               payload={"job_id": job_id, "credits": job.credits,
                                        "keys": stored.keys, "thumbnail": stored.thumbnail_key})
+        crash_point("after_settle")
         if not done:  # the deadline sweep failed it meanwhile: keep nothing of it
             for key in [*stored.keys, stored.thumbnail_key]:
                 if key:

@@ -4,6 +4,16 @@ Each sweep claims its rows before working on them: on PostgreSQL with `FOR UPDAT
 (instances skip each other's rows instead of queuing), and everywhere with a conditional
 `UPDATE … WHERE <the value we read>`, so of two instances that read the same row only one
 changes it and only that one goes on to process it.
+
+Recovery after a crash: `recover` runs when an instance starts. It fetches again the result of
+every job left `uploading` before that moment (the provider still has it); a job whose upload
+some other live instance is doing meanwhile is then stored twice at worst, and only one copy
+completes it (the other is deleted). A job still `pending` without a task id at a provider
+whose tasks live in the process (`tasks_die_with_process`: the demo) can never be accepted
+now: it fails at once, credits back; at any other provider the create call may have landed,
+so such a job waits for its callback or its deadline. Uploads no instance resumes are failed
+by `fail_overdue` once older than the download timeout plus a margin; a provider that lost a
+task answers "no such task", and a few of those fail the job (`JobService.poll`).
 """
 
 from __future__ import annotations
@@ -51,6 +61,35 @@ async def poll_due(service: JobService, now: datetime | None = None, limit: int 
     claimed = await _claim_polls(service, now or service.clock(), limit)
     for job_id in claimed:
         await service.poll(job_id)
+    return len(claimed)
+
+
+async def recover(service: JobService, before: datetime) -> int:
+    """Resumes the work a crash interrupted before `before` (this instance's start): uploads
+    are stored again, and jobs a provider whose tasks die with the process (the demo) never
+    accepted are failed at once, credits back. Returns how many jobs it took over."""
+    volatile = [name for name, p in service.providers.items()
+                if getattr(p, "tasks_die_with_process", False)]
+    async with write(service.engine) as conn:
+        query = select(jobs.c.id, jobs.c.state, jobs.c.updated_at, jobs.c.result_urls).where(
+            jobs.c.updated_at < before,
+            (jobs.c.state == "uploading") | (
+                (jobs.c.state == "pending") & jobs.c.task_id.is_(None)
+                & jobs.c.provider.in_(volatile)))
+        query = query.with_for_update(skip_locked=True)  # nothing on SQLite (write lock)
+        claimed = []
+        for row in (await conn.execute(query)).all():
+            moved = await conn.execute(update(jobs).where(
+                jobs.c.id == row.id, jobs.c.state == row.state,
+                jobs.c.updated_at == row.updated_at).values(updated_at=service.clock()))
+            if moved.rowcount == 1:
+                claimed.append(row)
+    for row in claimed:
+        if row.state == "uploading":
+            await service.resume_upload(row.id, list(row.result_urls or []))
+        else:
+            await service.fail(row.id, "provider", "interrupted by a restart before the "
+                               "provider accepted it", from_states=("pending",))
     return len(claimed)
 
 

@@ -172,8 +172,11 @@ class Payments:
     def verify_creem(self, raw: bytes, signature: str | None) -> PaymentEvent:
         return creem_event(raw, signature, self._secrets.get("CREEM_WEBHOOK_SECRET", ""))
 
-    async def apply(self, event: PaymentEvent, *, actor: str | None = None) -> _apply.Outcome:
-        """Applies one verified event once; a repeat (even a concurrent one) changes nothing."""
+    async def apply(self, event: PaymentEvent, *, actor: str | None = None,
+                    _again: bool = False) -> _apply.Outcome:
+        """Applies one verified event once; a repeat (even a concurrent one) changes nothing.
+        Another event for the same order committed first (a unique order or checkout id):
+        applied once more, it then finds that order and answers as for any repeat."""
         admins = await self._admin_ids() if event.action == "dispute" else []
         now = self.clock()
         key = (E.provider == event.provider) & (E.event_id == event.event_id)
@@ -192,9 +195,12 @@ class Payments:
                     note=outcome.note[:500] if outcome.note else None))
         except IntegrityError:
             async with read(self.engine) as conn:
-                if (await conn.execute(select(E.outcome).where(key))).first() is None:
-                    raise
-            return _apply.Outcome("duplicate", note="event applied concurrently")
+                seen = (await conn.execute(select(E.outcome).where(key))).first() is not None
+            if seen:
+                return _apply.Outcome("duplicate", note="event applied concurrently")
+            if _again:
+                raise
+            return await self.apply(event, actor=actor, _again=True)
         if outcome.outcome == "problem":
             log.warning("%s event %s (%s) credited nothing: %s", event.provider,
                         event.event_id, event.type, outcome.note)

@@ -77,6 +77,7 @@ class DemoProvider:
     """A local stand-in for a video provider, for `videofly chat`, demos and tests."""
 
     name = "demo"
+    tasks_die_with_process = True  # a restart loses renders in progress (see sweeps.recover)
 
     def __init__(self, client: httpx.AsyncClient, *, secret: str, out_dir: Path,
                  public_url: str, delay: float, seconds: int = 4, attempts: int = 5,
@@ -144,8 +145,10 @@ class DemoProvider:
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackHint:
         signature = next((v for k, v in headers.items() if k.lower() == "x-signature"), "")
         expected = demo_signature(body, self._secret)
-        if not signature or not hmac.compare_digest(expected.encode(),
-                                                    signature.strip().encode()):
+        # "replace": a header may hold any byte (0xFF arrives as a lone surrogate), and a
+        # value that cannot be encoded is simply a wrong signature.
+        if not signature or not hmac.compare_digest(
+                expected.encode(), signature.strip().encode("utf-8", "replace")):
             raise BadSignature(self.name, "missing or wrong X-Signature")
         try:
             data = json.loads(body)

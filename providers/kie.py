@@ -127,7 +127,8 @@ class KieClient:
         if age > SIGNATURE_MAX_AGE:
             raise BadSignature(self.name, "timestamp outside the 5 minute window")
         expected = kie_signature(task_id, stamp, self._webhook_key)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        # "replace": a header may carry any byte (0xFF arrives as a lone surrogate).
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             raise BadSignature(self.name, "signature does not match")
         return True
 

@@ -113,6 +113,8 @@ class TimedProvider:
     def __init__(self, inner: Provider, metrics: Metrics) -> None:
         self.inner = inner
         self.name = inner.name
+        # For crash recovery (generation.sweeps.recover): the demo's tasks live in the process.
+        self.tasks_die_with_process = bool(getattr(inner, "tasks_die_with_process", False))
         self._metrics = metrics
 
     def __repr__(self) -> str:

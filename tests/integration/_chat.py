@@ -148,7 +148,9 @@ async def chatting(database: TestDatabase, tmp_path: Path, *,
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = chat_config(database, tmp_path / "data", url, env, **changes)
-        async with build_app(config, Secrets({}), clock=clock, providers=providers,
+        # Signing secrets set: a harness with a real provider's model is not a demo.
+        secrets = Secrets({"PROVIDER_CALLBACK_SECRET": "p" * 40, "MEDIA_LINK_SECRET": "m" * 40})
+        async with build_app(config, secrets, clock=clock, providers=providers,
                             http=http) as app, \
                 serve(app.web_app, sock=sock):
             handlers = Handlers(ChatDeps(
