@@ -77,7 +77,7 @@ from sqlalchemy import func, insert, select
 
 from core import migrate
 from core.config import GenerationConfig, ModelConfig
-from core.db import create_engine, read_tx, utcnow, write_tx
+from core.db import create_engine, read, utcnow, write
 from generation import Catalogue, JobService
 from generation.tables import jobs as jobs_table
 from providers import KieClient, kie_signature
@@ -164,7 +164,7 @@ async def _full_app(n_jobs: int, folder: Path, *, handover: bool,
     wallet = Wallet(engine)
     user = await wallet.open_account("bench", "bench")
     now = utcnow()
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         await conn.execute(insert(jobs_table), [dict(
             user_id=user, model_id="kie-t2v", provider="kie", kind="text-to-video",
             prompt="bench", inputs=[], duration=10, aspect_ratio="16:9", credits=5,
@@ -195,7 +195,7 @@ async def _full_app(n_jobs: int, folder: Path, *, handover: bool,
         return await _stats(request)
 
     async def check(request: web.Request) -> web.Response:
-        async with read_tx(engine) as conn:
+        async with read(engine) as conn:
             not_done = (await conn.execute(select(func.count()).select_from(jobs_table).where(
                 jobs_table.c.state != "completed"))).scalar_one()
         accepted = metrics.registry.get_sample_value(

@@ -114,6 +114,7 @@ class Plan:
     held: int
     debt: int
     changes: list[tuple[int, int]] = field(default_factory=list)  # (new remaining, grant id)
+    locked: tuple[int, int, int] = (0, 0, 0)  # the counters as read, for the guarded update
     parts: list[tuple[int, int]] = field(default_factory=list)  # (grant id, credits)
     entries: list[list[Any]] = field(default_factory=list)  # ledger rows, hold_id filled later
 
@@ -139,7 +140,7 @@ def plan_hold(user_id: int, locked: Sequence[Any], lots: Sequence[Sequence[Any]]
     """
     if locked[3] is not None:
         raise FloorError(f"hold {ref} exists")
-    p = Plan(locked[0], locked[1], locked[2])
+    p = Plan(locked[0], locked[1], locked[2], locked=(locked[0], locked[1], locked[2]))
     live = [r for r in lots if r[2] is None or r[2] > now]
     usable = p.available - sum(r[1] for r in lots) + sum(r[1] for r in live)
     if usable < CREDITS:
@@ -167,6 +168,23 @@ LEDGER_COLUMNS = ("user_id, kind, amount, held_delta, debt_delta, balance_after,
                   "debt_after, ref, grant_id, hold_id, note, actor, created_at")
 
 
+def save_args(p: Plan, user_id: int) -> tuple[int, ...]:
+    """The guarded update's parameters: the deltas, the user, the counters as locked."""
+    a0, h0, d0 = p.locked
+    return (p.available - a0, p.held - h0, p.debt - d0, user_id, a0, h0, d0)
+
+
+def settle_save_args(user_id: int, credits: int, available: int, held: int,
+                     debt: int) -> tuple[int, ...]:
+    """The same for a full settle: held goes down by the hold's credits."""
+    return (0, -credits, 0, user_id, available, held, debt)
+
+
+def saved(rowcount: int) -> None:
+    if rowcount != 1:
+        raise FloorError("the account changed under the operation")
+
+
 def same_sql(sql: str) -> str:
     """SQL with runs of whitespace made one space, to compare statements."""
     return re.sub(r"\s+", " ", sql).strip()
@@ -191,7 +209,11 @@ class SqliteSql:
     SET_REMAINING = "UPDATE grants SET remaining=? WHERE grants.id = ?"
     INSERT_PARTS = "INSERT INTO hold_parts (hold_id, grant_id, credits) VALUES (?, ?, ?)"
     INSERT_LEDGER = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({', '.join('?' * 14)})"
-    SAVE = "UPDATE accounts SET available=?, held=?, debt=? WHERE accounts.user_id = ?"
+    # The guarded relative update (wallet._book.save): deltas, then the counters as locked.
+    SAVE = ("UPDATE accounts SET available=(accounts.available + ?),"
+            " held=(accounts.held + ?), debt=(accounts.debt + ?)"
+            " WHERE accounts.user_id = ? AND accounts.available = ? AND accounts.held = ?"
+            " AND accounts.debt = ?")
     LOCK_HOLD = (f"SELECT {HOLD_COLUMNS}, accounts.available, accounts.held, accounts.debt"
                  " FROM holds JOIN accounts ON accounts.user_id = holds.user_id"
                  " WHERE holds.id = ?")
@@ -278,7 +300,7 @@ class AiosqliteFloor(SqliteSql):
             await self._many(db, self.INSERT_PARTS, [(hold_id, g, c) for g, c in p.parts])
             p.entries[-1][10] = hold_id
             await self._many(db, self.INSERT_LEDGER, p.entries)
-            await db.execute(self._t(self.SAVE), (p.available, p.held, p.debt, user_id))
+            saved((await db.execute(self._t(self.SAVE), save_args(p, user_id))).rowcount)
         return hold_id
 
     async def settle(self, hold_id: int) -> None:
@@ -292,11 +314,11 @@ class AiosqliteFloor(SqliteSql):
                 raise FloorError(f"hold {hold_id} is {status}")
             # A full settle spends it all; nothing goes back to the lots.
             await db.execute(self._t(self.FINISH), ("settled", credits, now, hold_id))
-            held -= credits
             await db.execute(self._t(self.INSERT_LEDGER), (
-                user_id, "settle", 0, -credits, 0, available, held, debt, ref, None, hold_id,
-                None, None, now))
-            await db.execute(self._t(self.SAVE), (available, held, debt, user_id))
+                user_id, "settle", 0, -credits, 0, available, held - credits, debt, ref, None,
+                hold_id, None, None, now))
+            saved((await db.execute(self._t(self.SAVE), settle_save_args(
+                user_id, credits, available, held, debt))).rowcount)
 
 
 class Sqlite3Floor(SqliteSql):
@@ -304,7 +326,7 @@ class Sqlite3Floor(SqliteSql):
 
     Stdlib `sqlite3` connections; each whole operation, BEGIN IMMEDIATE to COMMIT, is one
     synchronous function run in one `asyncio.to_thread` call under the writer lock, exactly as
-    `core.db.run_write` runs the wallet's operations on its twin engine.
+    `core.db.write` runs the wallet's operations on its twin engine.
     """
 
     def __init__(self, path: Path) -> None:
@@ -378,7 +400,7 @@ class Sqlite3Floor(SqliteSql):
             self._many(db, self.INSERT_PARTS, [(hold_id, g, c) for g, c in p.parts])
             p.entries[-1][10] = hold_id
             self._many(db, self.INSERT_LEDGER, p.entries)
-            db.execute(self._t(self.SAVE), (p.available, p.held, p.debt, user_id))
+            saved(db.execute(self._t(self.SAVE), save_args(p, user_id)).rowcount)
         return hold_id
 
     def _settle(self, db: sqlite3.Connection, hold_id: int) -> None:
@@ -391,11 +413,11 @@ class Sqlite3Floor(SqliteSql):
             if status != "active":
                 raise FloorError(f"hold {hold_id} is {status}")
             db.execute(self._t(self.FINISH), ("settled", credits, now, hold_id))
-            held -= credits
             db.execute(self._t(self.INSERT_LEDGER), (
-                user_id, "settle", 0, -credits, 0, available, held, debt, ref, None, hold_id,
-                None, None, now))
-            db.execute(self._t(self.SAVE), (available, held, debt, user_id))
+                user_id, "settle", 0, -credits, 0, available, held - credits, debt, ref, None,
+                hold_id, None, None, now))
+            saved(db.execute(self._t(self.SAVE), settle_save_args(
+                user_id, credits, available, held, debt)).rowcount)
 
     async def hold(self, user_id: int, ref: str) -> int:
         hold_id: int = await self._run(self._hold, user_id, ref)
@@ -432,8 +454,10 @@ class PgFloor:
     INSERT_LEDGER_MANY = (
         f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ("
         + ", ".join(f"${i}::{t}" for i, t in enumerate(_LEDGER_TYPES, 1)) + ")")
-    SAVE = ("UPDATE accounts SET available=$1::BIGINT, held=$2::BIGINT, debt=$3::BIGINT"
-            " WHERE accounts.user_id = $4::BIGINT")
+    SAVE = ("UPDATE accounts SET available=(accounts.available + $1::BIGINT),"
+            " held=(accounts.held + $2::BIGINT), debt=(accounts.debt + $3::BIGINT)"
+            " WHERE accounts.user_id = $4::BIGINT AND accounts.available = $5::BIGINT"
+            " AND accounts.held = $6::BIGINT AND accounts.debt = $7::BIGINT")
     LOCK_HOLD = (f"SELECT {HOLD_COLUMNS}, accounts.available, accounts.held, accounts.debt"
                  " FROM holds JOIN accounts ON accounts.user_id = holds.user_id"
                  " WHERE holds.id = $1::BIGINT FOR UPDATE")
@@ -493,7 +517,8 @@ class PgFloor:
             await self._many(conn, self.INSERT_PARTS, [(hold_id, g, c) for g, c in p.parts])
             p.entries[-1][10] = hold_id
             await self._ledger(conn, p.entries)
-            await conn.execute(self._t(self.SAVE), p.available, p.held, p.debt, user_id)
+            saved(int((await conn.execute(self._t(self.SAVE), *save_args(p, user_id)))
+                      .split()[-1]))
         return hold_id
 
     async def settle(self, hold_id: int) -> None:
@@ -508,7 +533,8 @@ class PgFloor:
             await conn.execute(self._t(self.FINISH), "settled", credits, now, hold_id)
             await self._ledger(conn, [(user_id, "settle", 0, -credits, 0, row["available"], held,
                                        row["debt"], row["ref"], None, hold_id, None, None, now)])
-            await conn.execute(self._t(self.SAVE), row["available"], held, row["debt"], user_id)
+            saved(int((await conn.execute(self._t(self.SAVE), *settle_save_args(
+                user_id, credits, row["available"], row["held"], row["debt"]))).split()[-1]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,7 +612,7 @@ async def statement_check(engine: AsyncEngine, makers: dict[str, PairMaker],
     """Runs one audited pair per side with its SQL recorded; all lists must be identical.
 
     The wallet's statements are caught with a before_cursor_execute listener on the async
-    engine and on its SQLite twin (where `run_write` executes on SQLite). Returns the number of
+    engine and on its SQLite twin (where `write` executes on SQLite). Returns the number of
     statements in a pair.
     """
     engines = [engine.sync_engine]

@@ -1,218 +1,54 @@
-"""The outbox dispatcher's statements: claim due rows, record each outcome, sweep the rest.
-
-Row states: pending → sending → sent | failed | blocked (and back to pending on a retry).
-
-Claiming (one write transaction): pick the due pending rows, in id order, of users that have an
-identity on a channel this instance serves and have not blocked the bot (on PostgreSQL
-`FOR UPDATE SKIP LOCKED OF outbox`: instances skip each other's rows instead of queuing), drop
-those that still have an unfinished earlier row of the same user outside this pick (per-user
-order: row N+1 never goes out before row N is over), then move the rest to 'sending' with a
-conditional `UPDATE … WHERE state = 'pending' AND next_attempt_at <= now`. `next_attempt_at` of
-a 'sending' row is the end of its lease, and doubles as the claim's token: every later update
-of the row matches it, so an instance whose lease ran out (and whose row another instance took)
-changes nothing. A row dropped behind an unfinished earlier one is deferred to when that one is
-due, so it does not fill every batch while it waits.
-
-Why a row left behind in 'sending' is retried (`recover`): the process died between claiming
-and marking. Whether the message went out is unknown, and Telegram's sendMessage has no
-idempotency key, so the row is sent again: this is the one place a message can arrive twice.
-Each such recovery counts as an attempt, so a message that kills the sender every time ends
-'failed' instead of looping.
-
-The order check and the recovery sweep read through the partial index on `(user_id, id) WHERE
-state IN ('pending', 'sending')` (migration 0005); `purge` keeps finished rows for `retention`
-only.
+"""The outbox dispatcher's statements, composed from the tables' owners (one owner per table:
+tests/unit/test_ownership.py): the outbox's own statements are `core.outbox`'s (claim, finish,
+retry, release, hold, release_held, recover, purge; its docstring tells how claiming and leases
+work); where a row goes is the wallet's (`wallet.queries.with_address`: the identity on a
+served channel; `find_user` for `release_held`) and the chat's (`handlers.state.unblocked`);
+status messages are `handlers.notify`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import is_postgres, read_tx, write_tx
-from core.outbox import outbox
-from generation import ACTIVE
-from generation.tables import jobs
-from handlers.tables import chats, job_messages
-from wallet.tables import identities
+from core.db import write
+from core.outbox import Claimed, finish, hold, purge, recover, release, retry
+from core.outbox import claim as claim_rows
+from core.outbox import release_held as release_rows
+from handlers import notify
+from handlers.state import mark_blocked, unblocked
+from wallet.queries import find_user, with_address
 
-UNFINISHED = ("pending", "sending")
-FINISHED = ("sent", "failed", "blocked")
-ORDER_WAIT = timedelta(seconds=1)  # recheck a row waiting behind another instance's send
+__all__ = ["Claimed", "StatusRow", "claim", "finish", "hold", "mark_blocked", "purge", "recover",
+           "release", "release_held", "retry", "status_rows", "swap_shown"]
+
+swap_shown = notify.swap_shown
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """One outbox row this instance now holds, with where it goes."""
-
-    id: int
-    user_id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    channel: str
-    address: str
-    token: datetime  # the lease's end: next_attempt_at while we hold the row
+def _route(query: Select[Any], user_id: ColumnElement[Any],
+           channels: Sequence[str]) -> Select[Any]:
+    return unblocked(with_address(query, user_id, channels), user_id)
 
 
 async def claim(engine: AsyncEngine, *, channels: Sequence[str], now: datetime,
                 token: datetime, limit: int) -> list[Claimed]:
     """Claims up to `limit` due rows deliverable on `channels`, in id order."""
-    if not channels:
-        return []
-    # An idle pass must not take SQLite's write lock (or a PostgreSQL write transaction) every
-    # half second: a read on the due-rows index first.
-    async with read_tx(engine) as conn:
-        due = (await conn.execute(select(outbox.c.id).where(
-            outbox.c.state == "pending", outbox.c.next_attempt_at <= now).limit(1))).first()
-    if due is None:
-        return []
-    preference = {name: i for i, name in enumerate(channels)}
-    query = (
-        select(outbox.c.id, outbox.c.user_id, outbox.c.kind, outbox.c.payload,
-               outbox.c.attempts, identities.c.channel, identities.c.external_id)
-        .join(identities, and_(identities.c.user_id == outbox.c.user_id,
-                               identities.c.channel.in_(list(channels))))
-        .outerjoin(chats, chats.c.user_id == outbox.c.user_id)
-        .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now,
-               chats.c.blocked_at.is_(None))
-        .order_by(outbox.c.id).limit(limit))
-    async with write_tx(engine) as conn:
-        if is_postgres(conn):
-            query = query.with_for_update(skip_locked=True, of=outbox)
-        picked: dict[int, Any] = {}
-        for row in (await conn.execute(query)).all():
-            # A user with identities on two served channels: the first channel given wins.
-            seen = picked.get(row.id)
-            if seen is None or preference[row.channel] < preference[seen.channel]:
-                picked[row.id] = row
-        if not picked:
-            return []
-        waits = await _behind(conn, picked, now)
-        for wait_until, ids in waits.items():
-            await conn.execute(update(outbox).where(
-                outbox.c.id.in_(ids), outbox.c.state == "pending")
-                .values(next_attempt_at=wait_until))
-        waiting = {i for ids in waits.values() for i in ids}
-        ready = [i for i in picked if i not in waiting]
-        if not ready:
-            return []
-        won = set((await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ready), outbox.c.state == "pending",
-                   outbox.c.next_attempt_at <= now)
-            .values(state="sending", next_attempt_at=token)
-            .returning(outbox.c.id))).scalars())
-    return [Claimed(r.id, r.user_id, r.kind, dict(r.payload or {}), r.attempts, r.channel,
-                    r.external_id, token)
-            for r in sorted(picked.values(), key=lambda r: r.id) if r.id in won]
+    return await claim_rows(engine, route=_route, channels=channels, now=now, token=token,
+                            limit=limit)
 
 
-async def _behind(conn: AsyncConnection, picked: dict[int, Any],
-                  now: datetime) -> dict[datetime, list[int]]:
-    """Picked rows with an unfinished earlier row of their user outside the pick, grouped by
-    when to look at them again."""
-    users = {r.user_id for r in picked.values()}
-    first = (select(outbox.c.user_id, func.min(outbox.c.id).label("id"))
-             .where(outbox.c.user_id.in_(users), outbox.c.state.in_(UNFINISHED),
-                    outbox.c.id.not_in(list(picked)))
-             .group_by(outbox.c.user_id).subquery())
-    blockers = (await conn.execute(
-        select(outbox.c.id, outbox.c.user_id, outbox.c.state, outbox.c.next_attempt_at)
-        .join(first, first.c.id == outbox.c.id))).all()
-    waits: dict[datetime, list[int]] = {}
-    for b in blockers:
-        # A pending blocker: wait until it is due (then both are picked together, in order).
-        # One being sent by another instance: its lease end says nothing; look again soon.
-        until = (b.next_attempt_at if b.state == "pending" and b.next_attempt_at > now
-                 else now + ORDER_WAIT)
-        for row in picked.values():
-            if row.user_id == b.user_id and row.id > b.id:
-                waits.setdefault(until, []).append(row.id)
-    return waits
+async def release_held(engine: AsyncEngine, *, channel: str, address: str,
+                       now: datetime) -> int:
+    """The user behind (`channel`, `address`) wrote: their held rows are due now."""
+    async with write(engine) as conn:
+        user_id = await find_user(conn, channel, address)
+        return 0 if user_id is None else await release_rows(conn, user_id, now)
 
-
-async def finish(engine: AsyncEngine, row: Claimed, *, state: str, now: datetime,
-                 error: str | None = None, attempts: int | None = None) -> bool:
-    """Marks a held row sent, failed or blocked; False if our lease was lost meanwhile."""
-    values: dict[str, Any] = {"state": state, "last_error": error, "next_attempt_at": now,
-                              "attempts": row.attempts if attempts is None else attempts}
-    if state == "sent":
-        values["sent_at"] = now
-    async with write_tx(engine) as conn:
-        return await _held(conn, row, values)
-
-
-async def retry(engine: AsyncEngine, row: Claimed, *, at: datetime, attempts: int,
-                error: str | None, payload: dict[str, Any] | None = None) -> bool:
-    """Puts a held row back to pending, due at `at`."""
-    values: dict[str, Any] = {"state": "pending", "next_attempt_at": at, "attempts": attempts,
-                              "last_error": error}
-    if payload is not None:
-        values["payload"] = payload
-    async with write_tx(engine) as conn:
-        return await _held(conn, row, values)
-
-
-async def release(engine: AsyncEngine, rows: Sequence[Claimed], *, at: datetime) -> None:
-    """Gives held rows back untouched (not sent, no attempt counted), due at `at`."""
-    for row in rows:
-        async with write_tx(engine) as conn:
-            await _held(conn, row, {"state": "pending", "next_attempt_at": at})
-
-
-async def _held(conn: AsyncConnection, row: Claimed, values: dict[str, Any]) -> bool:
-    moved = await conn.execute(update(outbox).where(
-        outbox.c.id == row.id, outbox.c.state == "sending",
-        outbox.c.next_attempt_at == row.token).values(**values))
-    return moved.rowcount == 1
-
-
-async def mark_blocked(engine: AsyncEngine, user_id: int, now: datetime) -> None:
-    """Records that the user blocked the bot (the handlers clear it when they write again)."""
-    async with write_tx(engine) as conn:
-        insert = pg_insert if is_postgres(conn) else sqlite_insert
-        stmt = insert(chats).values(user_id=user_id, draft={}, updated_at=now,
-                                    last_seen_at=now, blocked_at=now)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=[chats.c.user_id],
-                                                      set_={"blocked_at": now}))
-
-
-async def recover(engine: AsyncEngine, *, now: datetime, max_attempts: int,
-                  max_age: timedelta) -> tuple[int, int]:
-    """Returns rows whose lease ran out to pending (an attempt each; failed past the limit)
-    and fails pending rows older than `max_age`; returns (recovered, expired)."""
-    lapsed = and_(outbox.c.state == "sending", outbox.c.next_attempt_at <= now)
-    async with write_tx(engine) as conn:
-        dead = await conn.execute(update(outbox).where(
-            lapsed, outbox.c.attempts + 1 >= max_attempts).values(
-            state="failed", attempts=outbox.c.attempts + 1, next_attempt_at=now,
-            last_error="lease expired too often (the sender died while sending)"))
-        back = await conn.execute(update(outbox).where(lapsed).values(
-            state="pending", attempts=outbox.c.attempts + 1, next_attempt_at=now,
-            last_error="lease expired (the sender died while sending)"))
-        old = await conn.execute(update(outbox).where(
-            outbox.c.state == "pending", outbox.c.created_at <= now - max_age).values(
-            state="failed", next_attempt_at=now, last_error="expired undelivered"))
-    return back.rowcount + dead.rowcount, old.rowcount
-
-
-async def purge(engine: AsyncEngine, *, before: datetime) -> int:
-    """Deletes finished rows created before `before`."""
-    async with write_tx(engine) as conn:
-        gone = await conn.execute(delete(outbox).where(
-            outbox.c.state.in_(FINISHED), outbox.c.created_at < before))
-    return gone.rowcount
-
-
-# --- status messages --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class StatusRow:
@@ -229,23 +65,5 @@ async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: in
     """Status messages of running jobs on `channels`, by job id from `after` on."""
     if not channels:
         return []
-    async with read_tx(engine) as conn:
-        rows = (await conn.execute(
-            select(job_messages.c.job_id, jobs.c.user_id, job_messages.c.channel,
-                   job_messages.c.address, job_messages.c.message_id, job_messages.c.shown)
-            .join(jobs, jobs.c.id == job_messages.c.job_id)
-            .outerjoin(chats, chats.c.user_id == jobs.c.user_id)
-            .where(jobs.c.state.in_(ACTIVE), job_messages.c.channel.in_(list(channels)),
-                   job_messages.c.job_id > after, chats.c.blocked_at.is_(None))
-            .order_by(job_messages.c.job_id).limit(limit))).all()
+    rows = await notify.status_rows(engine, channels=channels, after=after, limit=limit)
     return [StatusRow(*r) for r in rows]
-
-
-async def swap_shown(engine: AsyncEngine, job_id: int, *, old: str, new: str,
-                     now: datetime) -> bool:
-    """Sets what a status message shows if it still shows `old` (the claim on one edit)."""
-    async with write_tx(engine) as conn:
-        moved = await conn.execute(update(job_messages).where(
-            job_messages.c.job_id == job_id, job_messages.c.shown == old)
-            .values(shown=new, updated_at=now))
-    return moved.rowcount == 1

@@ -20,25 +20,25 @@ storage long before) and, on local storage, half-written uploads a crash left be
 build the same thing with local servers in place of the outside world, through the keyword
 overrides. Nothing here runs at import time.
 
-Providers: the demo provider always; `kie`, `evolink` and `image` only when an enabled model
-uses them, and then their key must be set (`KIE_API_KEY`, `EVOLINK_API_KEY`, `IMAGE_API_KEY`;
-the image model also needs `[generation] image_base_url`), or start-up stops with a
-`StartupError` naming what to set. Every client is wrapped in `webhooks.TimedProvider`.
+Providers: the demo provider always; a registered one (`providers.PROVIDERS`: kie, evolink,
+image) only when an enabled model uses it, and then its key must be set (the registry names the
+variable: `KIE_API_KEY`, `EVOLINK_API_KEY`, `IMAGE_API_KEY`) and its settings too (the image
+model's `[generation] image_base_url`), or start-up stops with a `StartupError` naming what to
+set. Every client is wrapped in `webhooks.TimedProvider`.
 
-Secrets that may be missing in a demo: without `PROVIDER_CALLBACK_SECRET` a random one is made
-for this process (demo mode: callback links of jobs in flight do not survive a restart, and
-several instances cannot share callbacks); without `MEDIA_LINK_SECRET` (local storage) a random
-one is made and media links do not survive a restart. Both are logged.
+Signing secrets (`bot._secrets`): outside a demo `PROVIDER_CALLBACK_SECRET` and, with local
+storage, `MEDIA_LINK_SECRET` must be set, or the start stops naming the variable; a demo makes
+its own once and keeps them in `<data_dir>/secrets.env` (0600), so links survive a restart.
 
 The demo provider's results are fetched from our own server (`{public_url}/demo/…`, plain http
 on 127.0.0.1 in a demo), which the relay's safety rules refuse: when an enabled model uses the
-demo provider, the public URL's host is added to `[generation] allow_hosts` for this process.
+demo provider, the public URL's exact origin (scheme, host and port) is added to
+`[generation] allow_hosts` for this process; no other port of that host is allowed.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets as token
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -56,14 +56,15 @@ import webhooks
 from core import migrate
 from core.config import Config, GenerationConfig, Secrets
 from core.db import create_engine, utcnow
-from generation import Catalogue, JobService
+from generation import Catalogue, JobService, sweeps
 from handlers import ChatDeps, Handlers
 from payments import Payments
-from providers import DemoProvider, EvolinkClient, ImageClient, KieClient, Provider
+from providers import PROVIDERS, DemoProvider, Provider, Setup
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
 from wallet import Wallet
 from webhooks.telegram import TelegramWebhook
 
+from ._secrets import SecretProblem, service_secrets
 from .scheduler import Periodic, Scheduler, periodic_jobs
 
 if TYPE_CHECKING:
@@ -73,9 +74,8 @@ __all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "ser
 
 log = logging.getLogger("bot.app")
 
-# Which key each provider needs; the demo needs none.
-PROVIDER_KEYS = {"kie": "KIE_API_KEY", "evolink": "EVOLINK_API_KEY", "image": "IMAGE_API_KEY"}
 SHUTDOWN_TIMEOUT = 10.0  # seconds the web server gives requests in progress when stopping
+HEADER_TIMEOUT = 15.0  # [http] header_timeout_seconds' default
 HOUSEKEEPING_SECONDS = 3600.0
 # Demo clips are copied into storage when their job completes; a day is far past any deadline.
 DEMO_CLIP_KEEP_SECONDS = 86_400.0
@@ -143,17 +143,22 @@ async def build_app(
             http = await stack.enter_async_context(http_client())
         # Missing keys stop the start before anything touches the database.
         built = _clients(config, secrets, http, skip=frozenset(providers or ()))
+        telegram_webhook = _telegram_webhook(config, secrets)
+        try:
+            secrets = service_secrets(config, secrets)
+        except SecretProblem as exc:
+            raise StartupError(str(exc)) from None
         wechat_webhook = _wechat_webhook(config, secrets)
         if engine is None:
             engine = engine_for(config)
             stack.push_async_callback(engine.dispose)
         if run_migrations:
             await migrate.upgrade(engine)
-        callback_secret = _callback_secret(secrets)
+        callback_secret = secrets["PROVIDER_CALLBACK_SECRET"]
         try:
             storage = await stack.enter_async_context(open_storage(
                 config.storage, public_url=config.http.public_url,
-                secrets=_media_secrets(config, secrets)))
+                secrets=secrets))
         except StorageConfigError as exc:
             raise StartupError(str(exc)) from None
         demo_dir = Path(config.app.data_dir) / "demo"
@@ -179,13 +184,17 @@ async def build_app(
         handlers = Handlers(ChatDeps(config=config, engine=engine, wallet=wallet, jobs=jobs,
                                      catalogue=catalogue, storage=storage, clock=clock,
                                      topup=payments))
-        telegram_webhook = _telegram_webhook(config, secrets)
         web_app = webhooks.create_app(webhooks.WebDeps(
             engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
             max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir,
-            telegram=telegram_webhook, payments=payments, wechat=wechat_webhook))
+            telegram=telegram_webhook, payments=payments, wechat=wechat_webhook,
+            body_timeout=config.http.body_timeout_seconds))
+        started = clock()
         housekeeping = [Periodic("purge_demo_clips", HOUSEKEEPING_SECONDS,
-                                 lambda: demo.purge(DEMO_CLIP_KEEP_SECONDS))]
+                                 lambda: demo.purge(DEMO_CLIP_KEEP_SECONDS)),
+                        # Runs first at start: resumes what a crash interrupted.
+                        Periodic("recover", HOUSEKEEPING_SECONDS,
+                                 lambda: sweeps.recover(jobs, before=started))]
         if isinstance(storage, LocalStorage):
             local = storage
             housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
@@ -240,70 +249,58 @@ def _wechat_webhook(config: Config, secrets: Secrets) -> WeChatWebhook | None:
         raise StartupError(f"WeChat: {exc}") from None
 
 
-def _callback_secret(secrets: Secrets) -> str:
-    value = secrets.get("PROVIDER_CALLBACK_SECRET")
-    if value:
-        return value
-    log.warning("demo mode: PROVIDER_CALLBACK_SECRET is not set; callbacks are signed with a "
-                "random secret made for this process, so callback links of jobs in flight "
-                "stop working on restart (polling still finishes those jobs)")
-    return token.token_hex(32)
-
-
-def _media_secrets(config: Config, secrets: Secrets) -> Secrets:
-    if config.storage.backend != "local" or secrets.get("MEDIA_LINK_SECRET"):
-        return secrets
-    log.warning("MEDIA_LINK_SECRET is not set; media links are signed with a random secret "
-                "made for this process and stop working on restart")
-    return Secrets({**secrets, "MEDIA_LINK_SECRET": token.token_urlsafe(32)})
-
-
 def _clients(config: Config, secrets: Secrets, http: httpx.AsyncClient, *,
              skip: frozenset[str]) -> dict[str, Provider]:
-    """The third-party clients that enabled models use (but those in `skip`, which the caller
-    supplies); StartupError names a missing key."""
+    """The registered clients that enabled models use (but those in `skip`, which the caller
+    supplies); StartupError names a missing key or setting."""
     clients: dict[str, Provider] = {}
     for model in config.models:
         name = model.provider
         if not model.enabled or name == "demo" or name in clients or name in skip:
             continue
-        if name not in PROVIDER_KEYS:
+        spec = PROVIDERS.get(name)
+        if spec is None:
             raise StartupError(f"model {model.id!r}: unknown provider {name!r} "
-                               f"(known: demo, {', '.join(PROVIDER_KEYS)})")
-        key = secrets.get(PROVIDER_KEYS[name])
+                               f"(known: demo, {', '.join(PROVIDERS)})")
+        key = secrets.get(spec.key_variable)
         if not key:
             raise StartupError(f"model {model.id!r} uses provider {name!r}: set the environment "
-                               f"variable {PROVIDER_KEYS[name]} (or disable the model)")
-        if name == "kie":
-            clients[name] = KieClient(http, api_key=key)
-        elif name == "evolink":
-            clients[name] = EvolinkClient(http, api_key=key)
-        else:
-            base_url = config.generation.image_base_url
-            if not base_url:
-                raise StartupError(f"model {model.id!r} uses provider 'image': set "
-                                   "[generation] image_base_url to the gateway's URL")
-            clients[name] = ImageClient(http, api_key=key, base_url=base_url)
+                               f"variable {spec.key_variable} (or disable the model)")
+        settings: dict[str, str] = {}
+        for setting, meaning in spec.settings:
+            value = getattr(config.generation, setting, "")
+            if not isinstance(value, str) or not value:
+                raise StartupError(f"model {model.id!r} uses provider {name!r}: set "
+                                   f"[generation] {setting} to {meaning}")
+            settings[setting] = value
+        clients[name] = spec.build(Setup(http=http, api_key=key, settings=settings))
     return clients
 
 
 def _generation(config: Config) -> GenerationConfig:
-    """The generation config, with our own host allowed for the demo's results."""
+    """The generation config, with our own origin (scheme, host and port of the public URL,
+    and nothing else) allowed for the demo's results."""
     gen = config.generation
-    host = urlsplit(config.http.public_url).hostname
+    parts = urlsplit(config.http.public_url)
     uses_demo = any(m.enabled and m.provider == "demo" for m in config.models)
-    if not uses_demo or not host or host in gen.allow_hosts:
+    if not uses_demo or not parts.hostname:
         return gen
-    return replace(gen, allow_hosts=(*gen.allow_hosts, host))
+    own = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return gen if own in gen.allow_hosts else replace(gen, allow_hosts=(*gen.allow_hosts, own))
 
 
 @asynccontextmanager
 async def serve(web_app: web.Application, *, host: str = "127.0.0.1", port: int = 0,
-                sock: socket | None = None) -> AsyncIterator[str]:
+                sock: socket | None = None,
+                header_timeout: float = HEADER_TIMEOUT) -> AsyncIterator[str]:
     """Serves `web_app` on `host:port` (port 0: a free one), or on an already bound `sock`;
-    yields the base URL it listens on. Access logs never show query strings."""
+    yields the base URL it listens on. Access logs never show query strings.
+
+    `header_timeout`: aiohttp's keep-alive timeout, which it also counts from a connection's
+    start: a client that has not sent a whole request head by then (a slow-loris one byte at
+    a time, or an idle kept-alive connection) is disconnected."""
     runner = web.AppRunner(web_app, access_log_class=webhooks.AccessLogger,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT)
+                           shutdown_timeout=SHUTDOWN_TIMEOUT, keepalive_timeout=header_timeout)
     await runner.setup()
     try:
         site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None

@@ -1,9 +1,15 @@
 """The `videofly` command line.
 
+`--config PATH` is accepted before or after the command (`videofly --config c.toml run`,
+`videofly run --config c.toml`, `videofly db upgrade --config c.toml`).
+
 Exit codes: 0 success (`run`: stopped by SIGINT or SIGTERM); 1 the command ran and found a
 problem (`audit` violations); 2 it could not run (bad configuration, a missing key, the port in
-use, database unreachable or not migrated). Errors are one line naming
-what to fix, never a traceback, and never a secret (a database URL is shown without password).
+use, database unreachable or not migrated); 3 an unexpected error (a bug). Expected errors are
+one line naming what to fix, never a traceback, and never a secret (a database URL is shown
+without password). An error is blamed on the database only when the database layer raised it
+(a SQLAlchemy error, or an OSError raised inside the driver): anything else is unexpected, and
+gets an incident id on stderr and its full traceback, under that id, in the log.
 """
 
 from __future__ import annotations
@@ -15,20 +21,20 @@ import gc
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
 from core.config import Config, ConfigError, Secrets, load_config
-from core.db import create_engine, read_tx
-from wallet import Wallet
-from wallet.tables import accounts, ledger
+from core.db import create_engine, read
+from wallet import Wallet, queries
 
 log = logging.getLogger("videofly")
 
@@ -77,9 +83,9 @@ async def cmd_audit(config: Config, args: argparse.Namespace) -> int:
     try:
         await require_head(engine)
         violations = await Wallet(engine).audit()
-        async with read_tx(engine) as conn:
-            n_users = (await conn.execute(select(func.count()).select_from(accounts))).scalar()
-            n_rows = (await conn.execute(select(func.count()).select_from(ledger))).scalar()
+        async with read(engine) as conn:
+            n_users = await queries.count_accounts(conn)
+            n_rows = await queries.count_ledger(conn)
     finally:
         await engine.dispose()
     for v in violations:
@@ -105,7 +111,8 @@ async def cmd_run(config: Config, args: argparse.Namespace) -> int:
     try:
         secrets = Secrets.from_env()
         async with build_app(config, secrets) as app, \
-                serve(app.web_app, host=http.host, port=http.port) as url, app.scheduler, \
+                serve(app.web_app, host=http.host, port=http.port,
+                      header_timeout=http.header_timeout_seconds) as url, app.scheduler, \
                 contextlib.AsyncExitStack() as stack:
             log.info("listening on %s (public URL %s)", url, http.public_url)
             channels = await stack.enter_async_context(open_channels(app, secrets))
@@ -130,34 +137,47 @@ async def cmd_run(config: Config, args: argparse.Namespace) -> int:
 async def cmd_chat(config: Config, args: argparse.Namespace) -> int:
     """Talks to the bot in the terminal with the service running in this process."""
     from bot._console_session import chat
+    from bot._secrets import SecretProblem, service_secrets
     from bot.app import StartupError
 
     try:
-        return await chat(config, Secrets.from_env())
-    except StartupError as exc:
+        # A terminal session is always a demo: it makes and keeps its own signing secrets.
+        return await chat(config, service_secrets(config, Secrets.from_env(), demo=True))
+    except (StartupError, SecretProblem) as exc:
         print(f"videofly: {exc}", file=sys.stderr)
         return 2
 
 
+_CONFIG_HELP = "config file (default ./config.toml; or set VIDEOFLY_CONFIG)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="videofly", description=__doc__.splitlines()[0])
-    p.add_argument("--config", metavar="PATH",
-                   help="config file (default ./config.toml; or set VIDEOFLY_CONFIG)")
+    p.add_argument("--config", metavar="PATH", help=_CONFIG_HELP)
+    # Every command takes --config too. SUPPRESS: a command without it keeps the value given
+    # before the command instead of resetting it to None.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=_CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    db = sub.add_parser("db", help="database migrations")
+    db = sub.add_parser("db", help="database migrations", parents=[common])
     dbs = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    up = dbs.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up = dbs.add_parser("upgrade", help="apply migrations (default: to the newest)",
+                        parents=[common])
     up.add_argument("revision", nargs="?", default="head")
-    down = dbs.add_parser("downgrade", help="undo migrations down to REVISION ('base': all)")
+    down = dbs.add_parser("downgrade", help="undo migrations down to REVISION ('base': all)",
+                          parents=[common])
     down.add_argument("revision")
-    dbs.add_parser("current", help="print the database's revision")
-    rev = dbs.add_parser("revision", help="autogenerate a migration from the tables (dev)")
+    dbs.add_parser("current", help="print the database's revision", parents=[common])
+    rev = dbs.add_parser("revision", help="autogenerate a migration from the tables (dev)",
+                         parents=[common])
     rev.add_argument("-m", "--message", required=True)
-    sub.add_parser("audit", help="check the wallet invariants; exit 1 on any violation")
+    sub.add_parser("audit", help="check the wallet invariants; exit 1 on any violation",
+                   parents=[common])
     sub.add_parser("run", help="the service: HTTP server, scheduler, chat channels, outbox "
-                   "(until SIGINT/SIGTERM)")
+                   "(until SIGINT/SIGTERM)", parents=[common])
     sub.add_parser("chat", help="talk to the bot in this terminal (the embedded defaults work "
-                   "offline: SQLite under ./data, local storage, the demo provider)")
+                   "offline: SQLite under ./data, local storage, the demo provider)",
+                   parents=[common])
     return p
 
 
@@ -199,11 +219,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotMigrated as exc:
         print(f"videofly: {exc}", file=sys.stderr)
         return 2
-    except (OperationalError, DBAPIError, OSError) as exc:
-        reason = type(getattr(exc, "orig", None) or exc).__name__
-        print(f"videofly: cannot use database {safe_url(config.database.url)} ({reason})",
+    except Exception as exc:
+        if _from_database(exc):
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            print(f"videofly: cannot use database {safe_url(config.database.url)} ({reason})",
+                  file=sys.stderr)
+            return 2
+        incident = uuid.uuid4().hex[:12]
+        log.exception("incident %s: videofly %s failed unexpectedly", incident, args.command)
+        where = " (details in the log file)" if args.command == "chat" else ""
+        print(f"videofly: unexpected error, incident {incident}: {type(exc).__name__}{where}",
               file=sys.stderr)
-        return 2
+        return 3
+
+
+_DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "alembic")
+_OUR_MODULES = ("bot", "core", "generation", "handlers", "payments", "providers", "storage",
+                "wallet", "webhooks")
+
+
+def _from_database(exc: BaseException) -> bool:
+    """True when the database layer raised `exc`: a SQLAlchemy error, or an OSError (a refused
+    connection, say) raised below the driver. Of the frames that are either ours or the
+    database layer's, the innermost decides: an OSError from our own code or below it (a file
+    name too long, a port in use) is not the database's."""
+    if isinstance(exc, (OperationalError, DBAPIError)):
+        return True
+    if not isinstance(exc, OSError):
+        return False
+    owner = ""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in (*_DATABASE_MODULES, *_OUR_MODULES):
+            owner = module.split(".", 1)[0]
+        tb = tb.tb_next
+    return owner in _DATABASE_MODULES
 
 
 if __name__ == "__main__":

@@ -36,12 +36,11 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, insert, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_write, utcnow
-from handlers.tables import chat_turns
+from core.db import utcnow
+from handlers.turns import release_turn, release_turn_in, take_turn, take_turn_in
 
 __all__ = ["KeyedLock", "Turns"]
 
@@ -120,34 +119,20 @@ class Turns:
         """Takes the lease inside the caller's transaction; False while another holds it.
         Raises IntegrityError when another instance made the user's row at the same time."""
         now = self.clock()
-        row = and_(chat_turns.c.channel == channel, chat_turns.c.address == address)
-        free = or_(chat_turns.c.until.is_(None), chat_turns.c.until < now)
-        values = {"holder": holder, "until": now + self.lease_for}
-        taken = conn.execute(update(chat_turns).where(row, free).values(**values))
-        if taken.rowcount == 1:
-            return True
-        exists = conn.execute(chat_turns.select().where(row)).first()
-        if exists is not None:
-            return False
-        conn.execute(insert(chat_turns).values(channel=channel, address=address, **values))
-        return True
+        return take_turn_in(conn, channel, address, holder, now=now,
+                            until=now + self.lease_for)
 
     @staticmethod
     def give(conn: Connection, channel: str, address: str, holder: str) -> None:
         """Gives the lease back inside the caller's transaction."""
-        conn.execute(update(chat_turns)
-                     .where(chat_turns.c.channel == channel, chat_turns.c.address == address,
-                            chat_turns.c.holder == holder)
-                     .values(holder=None, until=None))
+        release_turn_in(conn, channel, address, holder)
 
     async def _try(self, channel: str, address: str, holder: str) -> bool:
         assert self.engine is not None
-        try:
-            return await run_write(self.engine,
-                                   lambda conn: self.take(conn, channel, address, holder))
-        except IntegrityError:  # another instance inserted the row first: it holds the turn
-            return False
+        now = self.clock()
+        return await take_turn(self.engine, channel, address, holder, now=now,
+                               until=now + self.lease_for)
 
     async def _release(self, channel: str, address: str, holder: str) -> None:
         assert self.engine is not None
-        await run_write(self.engine, lambda conn: self.give(conn, channel, address, holder))
+        await release_turn(self.engine, channel, address, holder)

@@ -34,7 +34,7 @@ class Busy(Exception):
     """`read_here` would have had to wait for a lock."""
 
 
-def _is_busy(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, OperationalError) else exc
     return isinstance(orig, sqlite3.OperationalError) and \
         getattr(orig, "sqlite_errorcode", None) in _BUSY
@@ -57,17 +57,38 @@ def raw_execute(conn: Connection, sql: str) -> None:
         cursor.close()
 
 
+_PREPARED = "videofly_prepared"
+
+
+def _pragmas(dbapi_conn: Any, busy_timeout_ms: int) -> None:
+    # None: the driver issues no BEGIN of its own; we do (the hook below, or the writer).
+    # Without it, Python's sqlite3 opens a transaction only before the first INSERT/UPDATE, so a
+    # write's reads would run outside it and see a state that is stale by the time it writes.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # The busy timeout first: switching to WAL waits on a lock another process may hold.
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
 def add_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    """Every connection of `engine` gets our settings before its first use: new ones when they
+    connect, and ones already in the pool (an engine prepared after it was first used) at their
+    next checkout."""
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # None: the driver issues no BEGIN of its own; we do (the hook below, or the writer).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cur.close()
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        _pragmas(dbapi_conn, busy_timeout_ms)
+        record.info[_PREPARED] = True
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get(_PREPARED):
+            _pragmas(dbapi_conn, busy_timeout_ms)
+            record.info[_PREPARED] = True
 
 
 def add_begin_hook(engine: Engine) -> None:
@@ -82,18 +103,22 @@ def add_begin_hook(engine: Engine) -> None:
 class SqliteWriter:
     """The lock in-process writers queue on, the twin engine, and its writer connection."""
 
-    def __init__(self, twin: Engine) -> None:
+    def __init__(self, twin: Engine | None) -> None:
         self.lock = asyncio.Lock()
         self.twin = twin
         self._conn: Connection | None = None
         self._here: Connection | None = None  # read_here's connection (busy timeout 0)
         self._here_lock = threading.Lock()  # one thread at a time on it
 
+    def _twin(self) -> Engine:
+        assert self.twin is not None, "no twin engine for an in-memory database"
+        return self.twin
+
     def transaction(self, op: Callable[[Connection], T]) -> T:
         """Runs `op` in one write transaction; call it in a worker thread holding `lock`."""
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._conn = self.twin.connect()
+            conn = self._conn = self._twin().connect()
         conn.begin()  # SQLAlchemy's side; the DBAPI's BEGIN comes next
         try:
             raw_execute(conn, "BEGIN IMMEDIATE")
@@ -110,7 +135,7 @@ class SqliteWriter:
     def read(self, op: Callable[[Connection], T]) -> T:
         """Runs `op` in a read transaction on a pooled connection (no lock: WAL readers never
         wait for the writer)."""
-        with self.twin.connect() as conn:
+        with self._twin().connect() as conn:
             conn.begin()
             raw_execute(conn, "BEGIN")
             return op(conn)  # closing rolls the read transaction back
@@ -123,14 +148,14 @@ class SqliteWriter:
         try:
             conn = self._here
             if conn is None or conn.closed or conn.invalidated:
-                conn = self._here = self.twin.connect()
+                conn = self._here = self._twin().connect()
                 raw_execute(conn, "PRAGMA busy_timeout=0")
             conn.begin()
             try:
                 raw_execute(conn, "BEGIN")
                 return op(conn)
             except BaseException as exc:
-                if _is_busy(exc):
+                if is_busy(exc):
                     raise Busy from None
                 raise
             finally:

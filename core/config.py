@@ -6,7 +6,9 @@ so `VIDEOFLY__TELEGRAM__ADMINS='[1, 2]'` is a list and `VIDEOFLY__HTTP__PORT=900
 otherwise as a plain string), and for the database `DATABASE_URL`.
 
 Secrets are never read from a file: they come from the environment only (`Secrets`), and their
-values never appear in a repr, a log line or an error message.
+values never appear in a repr, a log line or an error message. `Secrets` keeps the names in
+`SECRET_NAMES` and each registered provider's key (`providers.PROVIDERS`, read when a `Secrets`
+is made: the one dependency of `core` on another package, which imports nothing from `core`).
 
 A wrong value stops the program at start with a `ConfigError` whose message names the key and
 where it came from. Unknown keys are errors too: a typo must not silently fall back to a default.
@@ -44,6 +46,7 @@ __all__ = [
     "TelegramConfig",
     "WechatConfig",
     "load_config",
+    "secret_names",
 ]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -91,6 +94,17 @@ class HttpConfig:
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
+    # Slow clients: seconds to send a whole request head (also the idle keep-alive limit),
+    # and seconds to send a body; past them the connection is closed, or the answer is 408.
+    header_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0
+
+    @field_validator("header_timeout_seconds", "body_timeout_seconds")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
 
     @field_validator("port")
     @classmethod
@@ -359,13 +373,20 @@ class Config:
         return self
 
 
+# The providers' API keys are not listed here: their registry names them (`secret_names`).
 SECRET_NAMES = (
     "DATABASE_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "WECHAT_APP_ID",
-    "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "KIE_API_KEY", "EVOLINK_API_KEY",
-    "IMAGE_API_KEY", "PROVIDER_CALLBACK_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
-    "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
-    "MEDIA_LINK_SECRET",
+    "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "PROVIDER_CALLBACK_SECRET",
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET",
+    "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "MEDIA_LINK_SECRET",
 )
+
+
+def secret_names() -> frozenset[str]:
+    """Every secret `Secrets` keeps: `SECRET_NAMES` and each registered provider's key."""
+    from providers import PROVIDERS  # at call time: config loads without the provider clients
+
+    return frozenset((*SECRET_NAMES, *(spec.key_variable for spec in PROVIDERS.values())))
 
 
 class Secrets(Mapping[str, str]):
@@ -374,7 +395,8 @@ class Secrets(Mapping[str, str]):
     __slots__ = ("_values",)
 
     def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = {k: v for k, v in values.items() if k in SECRET_NAMES and v}
+        known = secret_names()
+        self._values = {k: v for k, v in values.items() if k in known and v}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:

@@ -1,22 +1,37 @@
-"""Database engine, shared schema metadata and the transaction shapes every module uses.
+"""Database engine, shared schema metadata, and the two ways to run a query: `read` and `write`.
 
-SQLite (the embedded default) is opened in WAL mode with foreign keys on and a busy timeout. The
-DBAPI's own transaction handling is switched off and we emit BEGIN ourselves: `write_tx` starts
-with `BEGIN IMMEDIATE`, which takes the database write lock at the start, so concurrent writers
-queue on the busy timeout instead of failing half-way with "database is locked" when a read
-transaction tries to upgrade. `read_tx` uses a deferred BEGIN (a consistent snapshot, no lock).
-Within one process, `write_tx` and `run_write` also queue writers on an asyncio lock per
-engine: SQLite admits one writer at a time anyway, and a writer waiting on the lock wakes the
-moment it is free, where one waiting in SQLite's busy handler sleeps in steps of up to 100 ms.
-Other processes still queue on the busy timeout. (Measured: 200 concurrent holds took 3.2 s
-without the lock, 0.45 s with it.)
+Every module runs its SQL through `read(engine, …)` or `write(engine, …)`; each picks the best
+mechanism for the engine's database internally, so callers never branch on the dialect (dialect
+branches live here and in `core/migrate.py` only). Each takes one of two forms:
 
-`run_write` runs a whole synchronous operation in one crossing of the async bridge; the wallet
-uses it for its money operations (see its docstring for why and what it measured).
+* `await read(engine, op)` / `await write(engine, op)` run the synchronous `op(conn)` whole, in
+  one crossing of SQLAlchemy's async bridge (which costs a hop per statement; four thread hops
+  on aiosqlite). `read(engine, op)` is for a small read by key: on SQLite it runs on the event
+  loop's thread with no hop (`_sqlite.SqliteWriter.read_here`), on PostgreSQL in autocommit, with
+  no BEGIN/COMMIT round trips, so each statement reads its own snapshot (a single statement is
+  consistent; use the context form when several must agree). `write(engine, op)` runs in a
+  worker thread on SQLite's synchronous twin engine, through `run_sync` on PostgreSQL.
+* `async with read(engine) as conn` / `async with write(engine) as conn` give an
+  `AsyncConnection` in a transaction: a read-only snapshot (REPEATABLE READ on PostgreSQL, a
+  deferred BEGIN on SQLite), or a write transaction that commits on success and rolls back on
+  any exception.
+
+Correctness never depends on how the engine was made. `create_engine` prepares its engine, and
+`read`, `write` and `prepare` prepare any SQLite `AsyncEngine` they are given, once per engine
+(one made with plain `create_async_engine` included): WAL, foreign keys and a busy timeout on
+every connection (those already pooled at their next checkout), the DBAPI's own transaction
+handling off, and BEGIN IMMEDIATE for writes, which takes the write lock at the start, so
+concurrent writers queue instead of reading a stale state or failing half-way with "database is
+locked" when a read transaction tries to upgrade. Within one process writers also queue on an
+asyncio lock per engine: SQLite admits one writer at a time anyway, and a writer waiting on the
+lock wakes the moment it is free, where one in SQLite's busy handler sleeps in steps of up to
+100 ms (measured: 200 concurrent holds took 3.2 s without the lock, 0.45 s with it). Other
+processes queue on the busy timeout. Both forms of `write` share that queue.
 
 PostgreSQL runs at READ COMMITTED; modules that change shared state lock the row they serialise
-on (`SELECT … FOR UPDATE`), which renders to nothing on SQLite where the write lock already
-serialises every writer.
+on (`SELECT … FOR UPDATE`, which renders to nothing on SQLite, where the write lock already
+serialises every writer; so does SKIP LOCKED). Money writes are also guarded relative updates
+(see `wallet._book`), so even a transaction that read a stale state cannot corrupt a counter.
 
 Timestamps are stored as naive UTC in both databases and come back as aware UTC datetimes.
 """
@@ -24,15 +39,29 @@ Timestamps are stored as naive UTC in both databases and come back as aware UTC 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import BigInteger, Connection, CursorResult, DateTime, Integer, MetaData, event
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    CursorResult,
+    DateTime,
+    Insert,
+    Integer,
+    MetaData,
+    Table,
+    event,
+)
 from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -48,12 +77,12 @@ __all__ = [
     "is_postgres",
     "metadata",
     "new_id",
-    "read_tx",
-    "run_read",
-    "run_write",
+    "prepare",
+    "read",
     "sqlite_twin",
+    "upsert",
     "utcnow",
-    "write_tx",
+    "write",
 ]
 
 metadata = MetaData(
@@ -70,6 +99,8 @@ _READ_ONLY = _sqlite.READ_ONLY
 # SQLite async engine -> its writer (the lock in-process writers queue on, the synchronous twin
 # engine on the same file, the writer connection); made with the engine, gone with it.
 _SQLITE: WeakKeyDictionary[Engine, _sqlite.SqliteWriter] = WeakKeyDictionary()
+_PREPARING = threading.Lock()
+BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
 
 
@@ -105,8 +136,17 @@ def new_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def is_postgres(bind: AsyncEngine | AsyncConnection) -> bool:
+def is_postgres(bind: AsyncEngine | AsyncConnection | Connection) -> bool:
     return bind.dialect.name == "postgresql"
+
+
+def upsert(bind: AsyncEngine | AsyncConnection | Connection, table: Table,
+           values: dict[str, Any], *, key: list[Column[Any]], update: dict[str, Any],
+           ) -> Insert:
+    """INSERT `values`, or on a clash of the unique `key` UPDATE the existing row with `update`
+    (the dialect's own INSERT … ON CONFLICT DO UPDATE; both databases have it)."""
+    insert = pg_insert if is_postgres(bind) else sqlite_insert
+    return insert(table).values(values).on_conflict_do_update(index_elements=key, set_=update)
 
 
 def create_engine(
@@ -114,7 +154,7 @@ def create_engine(
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
-    sqlite_busy_timeout_ms: int = 30_000,
+    sqlite_busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     echo: bool = False,
 ) -> AsyncEngine:
     """Builds the async engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
@@ -126,40 +166,116 @@ def create_engine(
                                    pool_recycle=1800, echo=echo)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    common: dict[str, Any] = {
-        "pool_size": pool_size, "max_overflow": max_overflow, "echo": echo,
-        # write_tx/read_tx always end their transaction; the pool's extra ROLLBACK is a waste.
-        "pool_reset_on_return": None,
-        "connect_args": {"timeout": sqlite_busy_timeout_ms / 1000},
-    }
-    engine = create_async_engine(url, **common)
-    _sqlite.add_pragmas(engine.sync_engine, sqlite_busy_timeout_ms)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, echo=echo,
+        # read/write always end their transaction; the pool's extra ROLLBACK is a waste.
+        pool_reset_on_return=None,
+        connect_args={"timeout": sqlite_busy_timeout_ms / 1000})
+    _prepare_sqlite(engine, sqlite_busy_timeout_ms,
+                    {"pool_size": pool_size, "max_overflow": max_overflow, "echo": echo})
+    return engine
+
+
+def prepare(engine: AsyncEngine) -> None:
+    """Readies any engine for `read` and `write`, once (they call it themselves; a module that
+    owns an engine it did not make, like `wallet.Wallet`, calls it at the start)."""
+    _writer(engine)
+
+
+def _writer(engine: AsyncEngine) -> _sqlite.SqliteWriter | None:
+    """The engine's SQLite writer, made on first sight of a SQLite engine; None on PostgreSQL."""
+    sync = engine.sync_engine
+    writer = _SQLITE.get(sync)
+    if writer is None and sync.dialect.name == "sqlite":
+        with _PREPARING:  # one writer per engine, even if two threads see it first together
+            writer = _SQLITE.get(sync) or _prepare_sqlite(engine, BUSY_TIMEOUT_MS, {})
+    return writer
+
+
+def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int,
+                    pool: dict[str, Any]) -> _sqlite.SqliteWriter:
+    _sqlite.add_pragmas(engine.sync_engine, busy_timeout_ms)
     _sqlite.add_begin_hook(engine.sync_engine)
-    # The twin has no "begin" hook: its writer issues BEGIN IMMEDIATE itself, and an engine
-    # without connection events skips SQLAlchemy's per-statement event dispatch.
-    twin = sa_create_engine(parsed.set(drivername="sqlite"), **common)
-    _sqlite.add_pragmas(twin, sqlite_busy_timeout_ms)
+    database = engine.url.database
+    twin: Engine | None = None
+    if database and database != ":memory:":  # a twin of an in-memory database is another one
+        # The twin has no "begin" hook: its writer issues BEGIN IMMEDIATE itself, and an
+        # engine without connection events skips SQLAlchemy's per-statement event dispatch.
+        twin = sa_create_engine(
+            engine.url.set(drivername="sqlite"), pool_reset_on_return=None,
+            connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
+        _sqlite.add_pragmas(twin, busy_timeout_ms)
     writer = _sqlite.SqliteWriter(twin)
 
     def _dispose(_: Any) -> None:
         writer.close()
-        twin.dispose()
+        if twin is not None:
+            twin.dispose()
 
     event.listen(engine.sync_engine, "engine_disposed", _dispose)
     _SQLITE[engine.sync_engine] = writer
-    return engine
+    return writer
 
 
 def sqlite_twin(engine: AsyncEngine) -> Engine | None:
-    """The synchronous engine on the same SQLite file that `run_write` uses, if any."""
-    writer = _SQLITE.get(engine.sync_engine)
+    """The synchronous engine on the same SQLite file that `write(engine, op)` uses, if any."""
+    writer = _writer(engine)
     return writer.twin if writer else None
 
 
+@overload
+def read(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]: ...
+@overload
+def read(engine: AsyncEngine, op: Callable[[Connection], T]) -> Awaitable[T]: ...
+def read(engine: AsyncEngine, op: Callable[[Connection], T] | None = None,
+         ) -> AbstractAsyncContextManager[AsyncConnection] | Awaitable[T]:
+    """A read: `await read(engine, op)` for a small one by key, `async with read(engine) as
+    conn` for the rest (one consistent snapshot). See the module docstring."""
+    return _read_tx(engine) if op is None else _read_op(engine, op)
+
+
+@overload
+def write(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]: ...
+@overload
+def write(engine: AsyncEngine, op: Callable[[Connection], T]) -> Awaitable[T]: ...
+def write(engine: AsyncEngine, op: Callable[[Connection], T] | None = None,
+          ) -> AbstractAsyncContextManager[AsyncConnection] | Awaitable[T]:
+    """A write transaction: `await write(engine, op)` runs the synchronous `op` whole; `async
+    with write(engine) as conn` gives the connection. See the module docstring."""
+    return _write_tx(engine) if op is None else _write_op(engine, op)
+
+
+async def _read_op(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
+    writer = _writer(engine)
+    if writer is None:
+        async with engine.connect() as aconn:
+            # Autocommit: no BEGIN/COMMIT round trips (on asyncpg a flag, no statement).
+            aconn = await aconn.execution_options(isolation_level="AUTOCOMMIT")
+            return await aconn.run_sync(op)
+    if writer.twin is None:
+        async with _read_tx(engine) as aconn:
+            return await aconn.run_sync(op)
+    try:
+        return writer.read_here(op)
+    except _sqlite.Busy:
+        return await asyncio.to_thread(writer.read, op)
+
+
+async def _write_op(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
+    writer = _writer(engine)
+    if writer is None:
+        async with engine.begin() as conn:
+            return await conn.run_sync(op)
+    async with writer.lock:
+        if writer.twin is None:
+            async with engine.begin() as conn:
+                return await conn.run_sync(op)
+        return await asyncio.to_thread(writer.transaction, op)
+
+
 @asynccontextmanager
-async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that commits on success and rolls back on any exception."""
-    writer = _SQLITE.get(engine.sync_engine)
+async def _write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    writer = _writer(engine)
     if writer is None:
         async with engine.begin() as conn:
             yield conn
@@ -168,45 +284,9 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def run_read(engine: AsyncEngine, op: Callable[[Connection], T], *,
-                   inline: bool = False) -> T:
-    """Runs the synchronous `op` in one read transaction, crossing to the driver once (see
-    `run_write`); no writer queue, since SQLite readers never wait for the writer in WAL.
-
-    `inline=True` is for small reads (a few rows by key, well under a millisecond): on SQLite
-    they run on the event loop's thread with no hop at all, unless the database would make them
-    wait (`_sqlite.SqliteWriter.read_here`), and then in a worker thread as usual."""
-    writer = _SQLITE.get(engine.sync_engine)
-    if writer is None:
-        async with read_tx(engine) as conn:
-            return await conn.run_sync(op)
-    if inline:
-        try:
-            return writer.read_here(op)
-        except _sqlite.Busy:
-            pass
-    return await asyncio.to_thread(writer.read, op)
-
-
-async def run_write(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
-    """Runs the synchronous `op` in one write transaction, crossing to the driver once.
-
-    SQLAlchemy's async bridge costs a hop per statement (four thread hops on aiosqlite); an
-    operation of a dozen statements is several times faster run whole on the other side: in a
-    worker thread on the SQLite twin engine (under the same writer queue as `write_tx`), or
-    through `run_sync` on PostgreSQL.
-    """
-    writer = _SQLITE.get(engine.sync_engine)
-    if writer is None:
-        async with engine.begin() as conn:
-            return await conn.run_sync(op)
-    async with writer.lock:
-        return await asyncio.to_thread(writer.transaction, op)
-
-
 @asynccontextmanager
-async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read-only transaction over one consistent snapshot."""
+async def _read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    _writer(engine)  # the begin hook must be there to make this BEGIN a deferred one
     async with engine.connect() as conn:
         if is_postgres(conn):
             await conn.execution_options(
@@ -216,3 +296,15 @@ async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             await conn.execution_options(**{_READ_ONLY: True})
         async with conn.begin():
             yield conn
+
+
+# The names of before `read` and `write`, for branches written against them; the ownership test
+# (tests/unit/test_ownership.py) keeps them out of the tree.
+read_tx = read
+write_tx = write
+run_write = write
+
+
+async def run_read(engine: AsyncEngine, op: Callable[[Connection], T], *,
+                   inline: bool = False) -> T:
+    return await read(engine, op)

@@ -18,12 +18,13 @@ from ._exceptions import (
     TooManyJobs,
     UnknownModel,
 )
-from ._records import Job
+from ._records import JOB_OWNER, Job, finished_since, state_counts, with_active_job
 from .catalogue import Catalogue, Quote
 from .jobs import ACTIVE, JobService
 
 __all__ = [
     "ACTIVE",
+    "JOB_OWNER",
     "Catalogue",
     "GenerationError",
     "InvalidChoice",
@@ -34,4 +35,7 @@ __all__ = [
     "Quote",
     "TooManyJobs",
     "UnknownModel",
+    "finished_since",
+    "state_counts",
+    "with_active_job",
 ]

@@ -2,6 +2,7 @@
 
 Nothing is held whole in memory: the relay streams into storage, and the thumbnail is read from
 the stored file (local storage) or from a temporary copy streamed back to disk (S3).
+`thumbnail` (PyAV and Pillow) is imported on the first thumbnail, not at start-up.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.config import GenerationConfig
+from core.crash import crash_point
 from storage import LocalStorage, Storage, StoredObject, new_key, relay
-
-from .thumbnail import first_frame_jpeg
 
 VIDEO_KINDS = ("text-to-video", "image-to-video")
 
@@ -47,6 +47,8 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _thumbnail(storage: Storage, key: str) -> bytes:
+    from .thumbnail import first_frame_jpeg  # PyAV and Pillow: see the module docstring
+
     if isinstance(storage, LocalStorage):
         return await asyncio.to_thread(first_frame_jpeg, storage.file_path(key))
     fd, name = tempfile.mkstemp(suffix=".mp4")
@@ -75,6 +77,7 @@ async def store_results(
                 allow_hosts=allow_hosts))
         if not done:
             raise ValueError("the provider reported success without a result")
+        crash_point("mid_upload")
         thumb = None
         if video:
             thumb = new_key("thumbs", ".jpg")

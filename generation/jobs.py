@@ -10,6 +10,8 @@ body (the demo provider); otherwise a callback is a hint and the task is re-quer
 signs nothing, and kie's optional signature covers the task id and time but not the body.
 A create-task call that may have landed (`ProviderError.maybe_created`) is never resubmitted:
 the job waits for the callback, whose URL carries our own signed job reference, or its deadline.
+A provider that answers "no such task" `MISSING_POLLS` polls in a row has lost the task (the
+demo's in-memory render after a restart): the job fails then, not at its deadline.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import GenerationConfig
-from core.db import new_id, read_tx, run_read, utcnow, write_tx
+from core.crash import crash_point
+from core.db import new_id, read, utcnow, write
 from core.outbox import enqueue
 from providers import (
     CallbackHint,
     Provider,
     ProviderError,
+    TaskNotFound,
     TaskRequest,
     TaskState,
     TaskStatus,
     data_url,
 )
 from storage import Storage, StorageError
-from wallet import Wallet
-from wallet.tables import users
+from wallet import Wallet, queries
 
 from . import _records as rec
 from ._exceptions import InvalidChoice, NotRetryable, TooManyJobs
@@ -58,6 +61,7 @@ ACTIVE = ("pending", "generating", "uploading")
 SUBMITTED = ("pending", "generating")
 HOLD_GRACE = timedelta(hours=1)  # a hold outlives its job's deadline; the deadline sweep wins
 MAX_INLINE_PHOTO = 10 * 1024 * 1024  # photos sent inline to the try-on model (10 MB each)
+MISSING_POLLS = 3  # "no such task" this many polls in a row fails the job (not at deadline)
 
 
 class JobService:
@@ -102,13 +106,9 @@ class JobService:
             raise InvalidChoice(f"{quote.model.kind} takes {low}..{high} photos")
         now = self.clock()
         deadline = now + timedelta(minutes=self.config.deadline_minutes)
-        async with write_tx(self.engine) as conn:
-            # The user row serialises this user's starts. FOR NO KEY UPDATE, not FOR UPDATE:
-            # a settle holding the account row takes FOR KEY SHARE on this row (the ledger's
-            # foreign key), and FOR UPDATE would deadlock with it.
-            tier = (await conn.execute(
-                select(users.c.tier).where(users.c.id == user_id)
-                .with_for_update(key_share=True))).scalar()
+        async with write(self.engine) as conn:
+            # The user row serialises this user's starts (FOR NO KEY UPDATE: see there).
+            tier = await queries.lock_user_tier(conn, user_id)
             active = (await conn.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.user_id == user_id, jobs.c.state.in_(ACTIVE)))).scalar_one()
             limit = self.config.limit_for(tier or "default")
@@ -124,6 +124,7 @@ class JobService:
             hold = await self.wallet.hold(user_id, quote.credits, ref=f"job:{job_id}",
                                           ttl=deadline - now + HOLD_GRACE, conn=conn)
             await conn.execute(update(jobs).where(jobs.c.id == job_id).values(hold_id=hold.id))
+        crash_point("after_hold")
         await self._submit(job_id)
         return await self.get(job_id)
 
@@ -166,6 +167,7 @@ class JobService:
             return
         await self._transition(job_id, ("pending",), state="generating",
                                task_id=status.task_id, progress=status.progress)
+        crash_point("after_accept")
         await self.apply(job_id, status)
 
     # --- news from the provider ----------------------------------------------------------------
@@ -194,10 +196,28 @@ class JobService:
             return
         try:
             status = await self.providers[job.provider].query_task(job.task_id)
+        except TaskNotFound:
+            await self._missing(job_id)
+            return
         except ProviderError as exc:
             log.info("job %s: query failed (%s); will poll again", job_id, exc)
             return
+        if job.missing_polls:
+            await self._transition(job_id, SUBMITTED, missing_polls=0)
         await self.apply(job_id, status)
+
+    async def _missing(self, job_id: int) -> None:
+        """The provider has no such task (a restart lost a task kept in memory, say): after
+        MISSING_POLLS such answers in a row the job fails and its credits come back."""
+        async with write(self.engine) as conn:
+            await self._transition(job_id, SUBMITTED, conn=conn,
+                                   missing_polls=jobs.c.missing_polls + 1)
+            missing = (await rec.load(conn, job_id)).missing_polls
+        log.info("job %s: the provider has no such task (%d of %d)", job_id, missing,
+                 MISSING_POLLS)
+        if missing >= MISSING_POLLS:
+            await self.fail(job_id, "provider", "the provider no longer knows the task",
+                            from_states=SUBMITTED)
 
     async def apply(self, job_id: int, status: TaskStatus) -> None:
         if status.state is TaskState.SUCCEEDED:
@@ -215,6 +235,10 @@ class JobService:
             return  # another callback, poll or instance has it
         await self._store(job_id, urls)
 
+    async def resume_upload(self, job_id: int, urls: list[str]) -> None:
+        """Stores the result of an `uploading` job whose upload a crash interrupted."""
+        await self._store(job_id, urls)
+
     async def _store(self, job_id: int, urls: list[str]) -> None:
         job = await self.get(job_id)
         try:
@@ -225,7 +249,7 @@ class JobService:
             await self.fail(job_id, "storage", repr(exc), from_states=("uploading",))
             return
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             done = await self._transition(
                 job_id, ("uploading",), conn=conn, state="completed", result_keys=stored.keys,
                 thumbnail_key=stored.thumbnail_key, result_bytes=stored.size, finished_at=now)
@@ -235,6 +259,7 @@ class JobService:
                 await enqueue(conn, user_id=job.user_id, kind="job.completed", now=now,
                               payload={"job_id": job_id, "credits": job.credits,
                                        "keys": stored.keys, "thumbnail": stored.thumbnail_key})
+        crash_point("after_settle")
         if not done:  # the deadline sweep failed it meanwhile: keep nothing of it
             for key in [*stored.keys, stored.thumbnail_key]:
                 if key:
@@ -244,7 +269,7 @@ class JobService:
                    from_states: Sequence[str] = ACTIVE) -> bool:
         """Fails the job, gives the credits back and tells the user; False if already over."""
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             if not await self._transition(job_id, from_states, conn=conn, state="failed",
                                           failure=reason, failure_detail=detail[:500],
                                           finished_at=now):
@@ -262,7 +287,7 @@ class JobService:
         job = await self.get(job_id)
         if job.state != "failed" or job.failure != "storage" or not job.result_urls:
             raise NotRetryable(job_id)
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             hold = await self.wallet.hold(job.user_id, job.credits, conn=conn,
                                           ref=f"job:{job_id}:after:{job.hold_id}")
             if not await self._transition(job_id, ("failed",), conn=conn, state="uploading",
@@ -274,10 +299,10 @@ class JobService:
     # --- reading ----------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> rec.Job:
-        return await run_read(self.engine, partial(rec.load_sync, job_id=job_id))
+        return await read(self.engine, partial(rec.load_sync, job_id=job_id))
 
     async def recent(self, user_id: int, limit: int = 10) -> list[rec.Job]:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await rec.recent(conn, user_id, limit)
 
     # --- the one way a job row changes ------------------------------------------------------
@@ -294,6 +319,6 @@ class JobService:
         stmt = stmt.values(updated_at=self.clock(), **values)
         if conn is not None:
             return (await conn.execute(stmt)).rowcount == 1
-        async with write_tx(self.engine) as own:
+        async with write(self.engine) as own:
             return (await own.execute(stmt)).rowcount == 1
 

@@ -4,6 +4,16 @@ Each sweep claims its rows before working on them: on PostgreSQL with `FOR UPDAT
 (instances skip each other's rows instead of queuing), and everywhere with a conditional
 `UPDATE … WHERE <the value we read>`, so of two instances that read the same row only one
 changes it and only that one goes on to process it.
+
+Recovery after a crash: `recover` runs when an instance starts. It fetches again the result of
+every job left `uploading` before that moment (the provider still has it); a job whose upload
+some other live instance is doing meanwhile is then stored twice at worst, and only one copy
+completes it (the other is deleted). A job still `pending` without a task id at a provider
+whose tasks live in the process (`tasks_die_with_process`: the demo) can never be accepted
+now: it fails at once, credits back; at any other provider the create call may have landed,
+so such a job waits for its callback or its deadline. Uploads no instance resumes are failed
+by `fail_overdue` once older than the download timeout plus a margin; a provider that lost a
+task answers "no such task", and a few of those fail the job (`JobService.poll`).
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, select, update
 
-from core.db import is_postgres, write_tx
+from core.db import write
 
 from .jobs import JobService
 from .tables import jobs
@@ -31,11 +41,10 @@ async def _claim_polls(service: JobService, now: datetime, limit: int) -> list[i
     due = and_(jobs.c.state == "generating", jobs.c.task_id.is_not(None),
                jobs.c.next_check_at <= now)
     query = (select(jobs.c.id, jobs.c.polls, jobs.c.next_check_at).where(due)
-             .order_by(jobs.c.next_check_at).limit(limit))
+             .order_by(jobs.c.next_check_at).limit(limit)
+             .with_for_update(skip_locked=True))  # instances skip each other's rows (PG)
     claimed: list[int] = []
-    async with write_tx(service.engine) as conn:
-        if is_postgres(conn):
-            query = query.with_for_update(skip_locked=True)
+    async with write(service.engine) as conn:
         for row in (await conn.execute(query)).all():
             moved = await conn.execute(
                 update(jobs)
@@ -55,11 +64,40 @@ async def poll_due(service: JobService, now: datetime | None = None, limit: int 
     return len(claimed)
 
 
+async def recover(service: JobService, before: datetime) -> int:
+    """Resumes the work a crash interrupted before `before` (this instance's start): uploads
+    are stored again, and jobs a provider whose tasks die with the process (the demo) never
+    accepted are failed at once, credits back. Returns how many jobs it took over."""
+    volatile = [name for name, p in service.providers.items()
+                if getattr(p, "tasks_die_with_process", False)]
+    async with write(service.engine) as conn:
+        query = select(jobs.c.id, jobs.c.state, jobs.c.updated_at, jobs.c.result_urls).where(
+            jobs.c.updated_at < before,
+            (jobs.c.state == "uploading") | (
+                (jobs.c.state == "pending") & jobs.c.task_id.is_(None)
+                & jobs.c.provider.in_(volatile)))
+        query = query.with_for_update(skip_locked=True)  # nothing on SQLite (write lock)
+        claimed = []
+        for row in (await conn.execute(query)).all():
+            moved = await conn.execute(update(jobs).where(
+                jobs.c.id == row.id, jobs.c.state == row.state,
+                jobs.c.updated_at == row.updated_at).values(updated_at=service.clock()))
+            if moved.rowcount == 1:
+                claimed.append(row)
+    for row in claimed:
+        if row.state == "uploading":
+            await service.resume_upload(row.id, list(row.result_urls or []))
+        else:
+            await service.fail(row.id, "provider", "interrupted by a restart before the "
+                               "provider accepted it", from_states=("pending",))
+    return len(claimed)
+
+
 async def fail_overdue(service: JobService, now: datetime | None = None) -> int:
     """Fails jobs past their deadline (and uploads a crash interrupted); credits come back."""
     now = now or service.clock()
     stuck_since = now - timedelta(seconds=service.config.download_timeout_seconds) - UPLOAD_MARGIN
-    async with write_tx(service.engine) as conn:
+    async with write(service.engine) as conn:
         late = (await conn.execute(select(jobs.c.id).where(
             jobs.c.state.in_(("pending", "generating")), jobs.c.deadline_at <= now))).all()
         stuck = (await conn.execute(select(jobs.c.id).where(
@@ -78,7 +116,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
     """Deletes old failed jobs and archives old completed ones, removing their files."""
     now = now or service.clock()
     cfg = service.config
-    async with write_tx(service.engine) as conn:
+    async with write(service.engine) as conn:
         old_failed = (await conn.execute(select(jobs.c.id, jobs.c.inputs).where(
             jobs.c.state == "failed",
             jobs.c.finished_at <= now - timedelta(days=cfg.failed_retention_days)))).all()
@@ -88,7 +126,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
             jobs.c.finished_at <= now - timedelta(days=cfg.completed_retention_days)))).all()
     deleted = archived = 0
     for row in old_failed:
-        async with write_tx(service.engine) as conn:
+        async with write(service.engine) as conn:
             gone = await conn.execute(delete(jobs).where(
                 jobs.c.id == row.id, jobs.c.state == "failed"))
         if gone.rowcount == 1:
@@ -96,7 +134,7 @@ async def cleanup(service: JobService, now: datetime | None = None) -> tuple[int
             for key in row.inputs or []:
                 await service.storage.delete(key)
     for done in old_done:
-        async with write_tx(service.engine) as conn:
+        async with write(service.engine) as conn:
             claimed = await conn.execute(update(jobs).where(
                 jobs.c.id == done.id, jobs.c.archived.is_(False)).values(archived=True))
         if claimed.rowcount == 1:

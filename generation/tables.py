@@ -43,6 +43,8 @@ jobs = Table(
     Column("thumbnail_key", String(512), nullable=True),
     Column("result_bytes", BigInteger, nullable=True),
     Column("polls", Integer, nullable=False, server_default="0"),
+    # Polls in a row answered "no such task" (TaskNotFound); a few fail the job.
+    Column("missing_polls", Integer, nullable=False, server_default="0"),
     Column("next_check_at", UTCDateTime(), nullable=True),
     Column("deadline_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

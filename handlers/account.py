@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select, update
-
-from core.db import read_tx, write_tx
-from wallet import Balance, LedgerEntry, WalletError
-from wallet.tables import ledger, users
+from core.db import read, write
+from wallet import Balance, LedgerEntry, WalletError, queries
 
 from .choices import Choice
 from .deps import ChatDeps, Ctx
@@ -94,11 +91,8 @@ async def history(deps: ChatDeps, ctx: Ctx, before: int | None) -> Text:
     if older:
         nav.append(button(ctx.lang, "btn.older", Choice("history", (str(entries[-1].id),))))
     if before is not None:
-        async with read_tx(deps.engine) as conn:
-            newer = list((await conn.execute(
-                select(ledger.c.id).where(ledger.c.user_id == ctx.user_id,
-                                          ledger.c.id > entries[0].id)
-                .order_by(ledger.c.id).limit(size + 1))).scalars())
+        async with read(deps.engine) as conn:
+            newer = await queries.newer_entries(conn, ctx.user_id, entries[0].id, size + 1)
         if newer:
             # The newer page ends just above the current one; if it is the newest, "h:".
             page = Choice("history") if len(newer) <= size else \
@@ -141,5 +135,5 @@ def language_menu(ctx: Ctx) -> Text:
 
 
 async def set_language(deps: ChatDeps, user_id: int, lang: str) -> None:
-    async with write_tx(deps.engine) as conn:
-        await conn.execute(update(users).where(users.c.id == user_id).values(language=lang))
+    async with write(deps.engine) as conn:
+        await queries.set_language(conn, user_id, lang)

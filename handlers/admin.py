@@ -18,12 +18,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from core.db import read_tx, write_tx
+from core.db import read, write
 from core.outbox import enqueue
 from payments import recent_for_user
-from wallet.tables import accounts, identities, users
+from wallet import queries
 
 from .deps import ChatDeps, Ctx
 from .errors import Explained
@@ -47,25 +45,8 @@ def number(value: str, most: int) -> int:
 
 async def resolve_user(deps: ChatDeps, who: str) -> int:
     """The internal id USER names; Explained("admin.no_user") when nobody matches."""
-    found = None
-    if 0 < len(who) <= 128:
-        async with read_tx(deps.engine) as conn:
-            async def by_identity(channel: str) -> int | None:
-                return (await conn.execute(select(identities.c.user_id).where(
-                    identities.c.channel == channel, identities.c.external_id == who))).scalar()
-
-            async def by_id(value: str) -> int | None:
-                if not value.isdigit() or len(value) > 18:
-                    return None
-                return (await conn.execute(select(users.c.id).where(
-                    users.c.id == int(value)))).scalar()
-
-            if who.startswith("#"):
-                found = await by_id(who[1:])
-            elif who.isdigit():
-                found = await by_identity("telegram") or await by_id(who)
-            else:
-                found = await by_identity("wechat")
+    async with read(deps.engine) as conn:
+        found = await queries.lookup(conn, who)
     if found is None:
         raise Explained("admin.no_user", who=who[:40])
     return int(found)
@@ -88,14 +69,13 @@ async def _move(deps: ChatDeps, ctx: Ctx, args: list[str], *, giving: bool) -> T
     uid, credits = await resolve_user(deps, args[0]), number(args[1], MAX_CREDITS)
     reason = " ".join(args[2:])[:MAX_REASON]
     key = f"admin:{uuid.uuid4().hex}"
-    async with write_tx(deps.engine) as conn:
+    async with write(deps.engine) as conn:
         if giving:
             await deps.wallet.grant(uid, credits, source="admin", key=key, note=reason or None,
                                     actor=ctx.actor, conn=conn)
         else:
             # The account row, locked: nothing spends between this check and the clawback.
-            available = (await conn.execute(select(accounts.c.available).where(
-                accounts.c.user_id == uid).with_for_update())).scalar_one()
+            available = await queries.available_locked(conn, uid)
             if credits > available:
                 return Text(text=t(ctx.lang, "admin.deduct_refused", user_id=uid,
                                    available=available))
@@ -112,11 +92,10 @@ async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     if len(args) != 1:
         return Text(text=t(ctx.lang, "admin.usage_user"))
     uid = await resolve_user(deps, args[0])
-    async with read_tx(deps.engine) as conn:
-        user = (await conn.execute(select(users).where(users.c.id == uid))).one()
-        names = [f"{r.channel}:{r.external_id}" for r in (await conn.execute(
-            select(identities).where(identities.c.user_id == uid)
-            .order_by(identities.c.created_at))).all()]
+    async with read(deps.engine) as conn:
+        user = await queries.user_row(conn, uid)
+        names = [f"{channel}:{external_id}"
+                 for channel, external_id in await queries.identities_of(conn, uid)]
     bal = await deps.wallet.balance(uid)
     lines = [t(ctx.lang, "admin.user", user_id=uid, tier=user.tier,
                language=user.language or "-", since=f"{user.created_at:%Y-%m-%d}",
@@ -127,7 +106,7 @@ async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     lines += [t(ctx.lang, "admin.user_job", job_id=j.id, model=model_name(deps, j.model_id),
                 state=t(ctx.lang, f"state.{j.state}"), credits=j.credits,
                 date=f"{j.created_at:%Y-%m-%d %H:%M}") for j in jobs]
-    async with read_tx(deps.engine) as conn:
+    async with read(deps.engine) as conn:
         orders = await recent_for_user(conn, uid, 5)
     lines.append(t(ctx.lang, "admin.user_payments" if orders else "admin.user_no_payments"))
     lines += [t(ctx.lang, "admin.user_payment", provider=o.provider, order_id=o.order_id,

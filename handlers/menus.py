@@ -22,8 +22,8 @@ from dataclasses import replace
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_read, run_write
-from wallet.tables import identities
+from core.db import read, write
+from wallet import queries
 
 from .tables import chats
 from .types import Outbound, Text
@@ -31,10 +31,7 @@ from .types import Outbound, Text
 __all__ = ["choice_number", "menu_change", "numbered", "pick", "remember"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
-_USER = (select(identities.c.user_id)
-         .where(identities.c.channel == bindparam("channel"),
-                identities.c.external_id == bindparam("address"))
-         .scalar_subquery())
+_USER = queries.identity_user()
 _READ = select(chats.c.menu).where(chats.c.user_id == _USER)
 _WRITE = update(chats).where(chats.c.user_id == _USER)
 
@@ -81,14 +78,13 @@ async def remember(engine: AsyncEngine, channel: str, address: str, choices: lis
     def op(conn: Connection) -> None:
         conn.execute(_WRITE.values(menu=bindparam("menu", type_=chats.c.menu.type)), params)
 
-    await run_write(engine, op)
+    await write(engine, op)
 
 
 async def pick(engine: AsyncEngine, channel: str, address: str, number: int) -> str | None:
     """The data of choice `number` of the menu the identity was last shown; None if none."""
     params = {"channel": channel, "address": address}
-    menu = await run_read(engine, lambda conn: conn.execute(_READ, params).scalar(),
-                          inline=True)
+    menu = await read(engine, lambda conn: conn.execute(_READ, params).scalar())
     if not isinstance(menu, list) or not 1 <= number <= len(menu):
         return None
     found = menu[number - 1]

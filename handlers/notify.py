@@ -20,26 +20,28 @@ renders as nothing too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import is_postgres, read_tx, write_tx
-from generation import Job, JobNotFound, UnknownModel
-from wallet.tables import users
+from core.db import read, upsert, write
+from generation import ACTIVE, JOB_OWNER, Job, JobNotFound, UnknownModel, with_active_job
+from wallet import queries
 
 from .choices import Choice
 from .deps import ChatDeps
 from .messages import language_of, t
+from .state import unblocked
 from .status import status_key, status_text
 from .tables import job_messages
 from .types import Media, Outbound, Text
 from .ui import button
 
-__all__ = ["REASONS", "model_name", "remember_status", "render", "result_media", "user_lang"]
+__all__ = ["REASONS", "model_name", "remember_status", "render", "result_media", "status_rows",
+           "swap_shown", "user_lang"]
 
 log = logging.getLogger("handlers.notify")
 
@@ -49,9 +51,8 @@ REASONS = {"provider": "reason.provider", "rejected": "reason.rejected",
 
 
 async def user_lang(deps: ChatDeps, user_id: int) -> str:
-    async with read_tx(deps.engine) as conn:
-        stored = (await conn.execute(select(users.c.language)
-                                     .where(users.c.id == user_id))).scalar()
+    async with read(deps.engine) as conn:
+        stored = await queries.language(conn, user_id)
     return language_of(stored, deps.config.app.default_language)
 
 
@@ -141,13 +142,34 @@ async def job_status(deps: ChatDeps, job_id: int) -> tuple[str, Text] | None:
 async def remember_status(engine: AsyncEngine, job_id: int, *, channel: str, address: str,
                           message_id: str, now: datetime) -> None:
     """Upserts the job's status message (a re-sent status message replaces the old one)."""
-    dialect = postgresql if is_postgres(engine) else sqlite
-    stmt = dialect.insert(job_messages).values(
-        job_id=job_id, channel=channel, address=address, message_id=message_id, shown="",
-        updated_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[job_messages.c.job_id],
-        set_={"channel": channel, "address": address, "message_id": message_id, "shown": "",
-              "updated_at": now})
-    async with write_tx(engine) as conn:
+    stmt = upsert(engine, job_messages, {
+        "job_id": job_id, "channel": channel, "address": address, "message_id": message_id,
+        "shown": "", "updated_at": now}, key=[job_messages.c.job_id], update={
+        "channel": channel, "address": address, "message_id": message_id, "shown": "",
+        "updated_at": now})
+    async with write(engine) as conn:
         await conn.execute(stmt)
+
+
+async def status_rows(engine: AsyncEngine, *, channels: Sequence[str], after: int,
+                      limit: int) -> list[Any]:
+    """Status messages of running jobs on `channels`, by job id from `after` on, of users who
+    have not blocked the bot: (job_id, user_id, channel, address, message_id, shown)."""
+    query = with_active_job(select(job_messages.c.job_id), job_messages.c.job_id, ACTIVE)
+    query = (unblocked(query, JOB_OWNER)
+             .add_columns(job_messages.c.channel, job_messages.c.address,
+                          job_messages.c.message_id, job_messages.c.shown)
+             .where(job_messages.c.channel.in_(list(channels)), job_messages.c.job_id > after)
+             .order_by(job_messages.c.job_id).limit(limit))
+    async with read(engine) as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def swap_shown(engine: AsyncEngine, job_id: int, *, old: str, new: str,
+                     now: datetime) -> bool:
+    """Sets what a status message shows if it still shows `old` (the claim on one edit)."""
+    async with write(engine) as conn:
+        moved = await conn.execute(update(job_messages).where(
+            job_messages.c.job_id == job_id, job_messages.c.shown == old)
+            .values(shown=new, updated_at=now))
+    return moved.rowcount == 1

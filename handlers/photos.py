@@ -7,6 +7,7 @@ decompression bomb is refused before it is decoded). Everything is stored as JPE
 every provider takes: a JPEG of at most 10 MB (the providers' limit) is kept byte for byte; PNG
 and WEBP are re-encoded (transparency flattened onto white, EXIF rotation applied), and anything
 over 10 MB is re-encoded at smaller sizes until it fits. Decoding runs in a worker thread.
+Pillow is imported where it is used, so importing the conversations does not load it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from storage import Storage, new_key
 
 from .errors import Explained
 from .types import PHOTO_LIMIT, Attachment, AttachmentTooLarge
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["MAX_PIXELS", "PROVIDER_LIMIT", "PhotoRejected", "prepare", "store_photo"]
 
@@ -40,6 +43,8 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
 
 
 def _flatten(img: Image.Image) -> Image.Image:
+    from PIL import Image, ImageOps
+
     img = ImageOps.exif_transpose(img) or img
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -51,6 +56,8 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 def prepare(data: bytes) -> bytes:
     """The JPEG to store for `data`; PhotoRejected when it is not a usable image."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.format not in FORMATS:

@@ -24,8 +24,8 @@ Updates that change no state (commands such as /balance or /grant) are never re-
 The hot path (measured by bench/telegram.py): a command that changes nothing, such as /balance,
 is one read and no write. The identity, user, chat row and (for /balance, typed or pressed) the
 wallet balance are one SELECT (`Wallet.with_balance`: the account row joined, the lapsing grants
-as correlated aggregates). On SQLite it runs through `run_read(inline=True)`, with no thread hop;
-on PostgreSQL in autocommit, one round trip with no BEGIN/COMMIT (a single statement reads one
+as correlated aggregates). It runs through `core.db.read(engine, op)`: on SQLite with no thread
+hop; on PostgreSQL in autocommit, one round trip with no BEGIN/COMMIT (a single statement reads one
 snapshot, so the balance is exactly what a separate read would have shown). The chat row is then
 written only when `state.needs_touch` says so (blocked, or `last_seen_at` a minute old). Before,
 /balance took four transactions: who, touch, and two reads for the balance; then one read
@@ -41,11 +41,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
-
-from core.db import is_postgres, run_read
-from wallet import Balance
-from wallet.tables import identities, users
+from core.db import read
+from wallet import Balance, queries
 
 from . import account, admin, generate, notify, state, stats, topup, videos
 from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
@@ -64,13 +61,11 @@ log = logging.getLogger("handlers")
 ADMIN_COMMANDS = ("grant", "deduct", "user", "code", "stats", "refund")
 
 # Who is talking, with their chat row (NULLs before the first contact's row exists).
-_WHO = (select(users.c.id, users.c.language, users.c.tier,
-               chats.c.user_id.label("chat"), chats.c.step, chats.c.draft, chats.c.version,
-               chats.c.updated_at, chats.c.last_seen_at, chats.c.blocked_at)
-        .select_from(identities.join(users, users.c.id == identities.c.user_id)
-                     .outerjoin(chats, chats.c.user_id == users.c.id))
-        .where(identities.c.channel == bindparam("channel"),
-               identities.c.external_id == bindparam("address")))
+_WHO = (queries.who()
+        .add_columns(chats.c.user_id.label("chat"), chats.c.step, chats.c.draft,
+                     chats.c.version, chats.c.updated_at, chats.c.last_seen_at,
+                     chats.c.blocked_at)
+        .outerjoin(chats, chats.c.user_id == queries.USER_ID))
 
 
 class Handlers:
@@ -78,7 +73,7 @@ class Handlers:
 
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
-        self._who_balance = deps.wallet.with_balance(_WHO, users.c.id)
+        self._who_balance = deps.wallet.with_balance(_WHO, queries.USER_ID)
 
     # --- the contract -------------------------------------------------------------------------
 
@@ -130,14 +125,7 @@ class Handlers:
         if with_balance:
             query = self._who_balance
             params.update(deps.wallet.balance_params())
-        if is_postgres(deps.engine):
-            async with deps.engine.connect() as aconn:
-                # Autocommit: no BEGIN/COMMIT round trips (on asyncpg a flag, no statement).
-                aconn = await aconn.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await aconn.execute(query, params)).first()
-        else:
-            row = await run_read(deps.engine, lambda conn: conn.execute(query, params).first(),
-                                 inline=True)
+        row = await read(deps.engine, lambda conn: conn.execute(query, params).first())
         # On first contact the bonus is granted after this read: no balance from here.
         if row is None or row.chat is None or not with_balance:
             return row, None

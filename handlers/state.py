@@ -9,7 +9,7 @@ writes has unblocked the bot), without bumping the version, and only when there 
 record: `last_seen_at` is coarse, written when it moved by `SEEN_STEP` (a minute) or more, or
 when the row says blocked. A burst of commands (/balance, /help, …) is then a read and no write.
 
-Each function is one crossing to the driver (`core.db.run_read` / `run_write`): on SQLite one
+Each function is one crossing to the driver (`core.db.read` / `write`): on SQLite one
 hop to a worker thread instead of one per statement.
 
 The draft is a typed, frozen `Draft`, stored as JSON; a stored draft that does not parse (an older
@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_read, run_write
+from core.db import read, upsert, write
 
 from .tables import chats
 
@@ -128,8 +128,7 @@ def needs_touch(chat: Chat, now: datetime) -> bool:
 
 
 async def load(engine: AsyncEngine, user_id: int) -> Chat | None:
-    row = await run_read(engine, lambda conn: conn.execute(_LOAD, {"uid": user_id}).first(),
-                         inline=True)
+    row = await read(engine, lambda conn: conn.execute(_LOAD, {"uid": user_id}).first())
     return None if row is None else record(row.user_id, row.step, row.draft, row.version,
                                            row.updated_at, row.last_seen_at,
                                            row.blocked_at is not None)
@@ -143,7 +142,7 @@ async def create(engine: AsyncEngine, user_id: int, now: datetime) -> bool:
             last_seen_at=now))
 
     try:
-        await run_write(engine, op)
+        await write(engine, op)
     except IntegrityError:
         return False
     return True
@@ -159,11 +158,26 @@ async def save(engine: AsyncEngine, seen: Chat, step: Step, draft: Draft,
             .values(step=step.value, draft=draft.to_json(), version=seen.version + 1,
                     updated_at=now, last_seen_at=now, blocked_at=None)).rowcount == 1
 
-    done = await run_write(engine, op)
+    done = await write(engine, op)
     return Chat(seen.user_id, step, draft, seen.version + 1, now, now) if done else None
 
 
 async def touch(engine: AsyncEngine, user_id: int, now: datetime) -> None:
     """Records that the user wrote, without changing where they are."""
-    await run_write(engine, lambda conn: conn.execute(
+    await write(engine, lambda conn: conn.execute(
         _TOUCH, {"uid": user_id, "now": now}))
+
+
+def unblocked(query: Select[Any], user_id: ColumnElement[Any]) -> Select[Any]:
+    """`query` kept to users `user_id` who have not blocked the bot (no chat row yet counts as
+    not blocked), for other packages' statements that must stay one statement."""
+    return (query.outerjoin(chats, chats.c.user_id == user_id)
+            .where(chats.c.blocked_at.is_(None)))
+
+
+async def mark_blocked(engine: AsyncEngine, user_id: int, now: datetime) -> None:
+    """Records that the user blocked the bot (`save` and `touch` clear it when they write)."""
+    stmt = upsert(engine, chats, {"user_id": user_id, "draft": {}, "updated_at": now,
+                                  "last_seen_at": now, "blocked_at": now},
+                  key=[chats.c.user_id], update={"blocked_at": now})
+    await write(engine, lambda conn: conn.execute(stmt))

@@ -7,8 +7,10 @@ counted per day here rather than grouped in SQL, because "the local day of a tim
 spelled differently in SQLite and PostgreSQL; it is an admin's occasional command.
 
 The chart is drawn with matplotlib's Agg backend on a `Figure` of its own (no pyplot global
-state), in a worker thread. Its labels are English whatever the admin's language: matplotlib's
-bundled fonts have no CJK glyphs, and a server cannot be assumed to have any installed.
+state), in a worker thread; matplotlib is imported there, on the first /stats, not when the
+conversations load (it costs ~0.5 s and tens of MB). Its labels are English whatever the
+admin's language: matplotlib's bundled fonts have no CJK glyphs, and a server cannot be
+assumed to have any installed.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ import io
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from matplotlib.figure import Figure
-from sqlalchemy import select
-
-from core.db import read_tx
-from generation.tables import jobs
+from core.db import read
+from generation import finished_since
 from payments import revenue
-from wallet.tables import ledger, users
+from wallet import queries
 
 from .deps import ChatDeps, Ctx
 from .messages import t
@@ -61,17 +60,13 @@ async def daily(deps: ChatDeps) -> Daily:
     def day(when: datetime) -> date:
         return when.astimezone(zone).date()
 
-    async with read_tx(deps.engine) as conn:
-        for (created,) in await conn.execute(select(users.c.created_at)
-                                             .where(users.c.created_at >= since)):
+    async with read(deps.engine) as conn:
+        for created in await queries.signups_since(conn, since):
             out.users[day(created)] += 1
-        for finished, state in await conn.execute(
-                select(jobs.c.finished_at, jobs.c.state).where(
-                    jobs.c.finished_at >= since, jobs.c.state.in_(("completed", "failed")))):
+        for finished, state in await finished_since(conn, since):
             (out.done if state == "completed" else out.failed)[day(finished)] += 1
-        for created, kind, amount, held in await conn.execute(
-                select(ledger.c.created_at, ledger.c.kind, ledger.c.amount, ledger.c.held_delta)
-                .where(ledger.c.created_at >= since, ledger.c.kind.in_(("grant", "settle")))):
+        for created, kind, amount, held in await queries.ledger_since(
+                conn, since, ("grant", "settle")):
             if kind == "grant":
                 out.granted[day(created)] += amount
             else:  # a settle returns `amount` of the `-held` it releases; the rest was spent
@@ -81,6 +76,8 @@ async def daily(deps: ChatDeps) -> Daily:
 
 def chart(data: Daily) -> bytes:
     """A PNG: credits granted and spent per day above, jobs done and failed per day below."""
+    from matplotlib.figure import Figure  # here: see the module docstring
+
     lang = CHART_LANG
     labels = [d.strftime("%m-%d") for d in data.days]
     x = list(range(len(labels)))
@@ -117,7 +114,7 @@ async def stats(deps: ChatDeps, ctx: Ctx) -> list[Text | Picture]:
             f"{span}_granted": data.total(data.granted, since),
             f"{span}_spent": data.total(data.spent, since)})
     start = datetime.combine(first, time(), deps.config.credits.zone)
-    async with read_tx(deps.engine) as conn:
+    async with read(deps.engine) as conn:
         today_money = await revenue(conn, datetime.combine(today, time(),
                                                             deps.config.credits.zone))
         month_money = await revenue(conn, start)

@@ -4,7 +4,9 @@ Without a `TopUp` (payments not configured) /topup lists the packages and says h
 credits. With one: a button per package; then, when the channel offers several ways to pay, a
 button per way; then the checkout: a payment page link (Stripe, Creem) or a Stars invoice.
 Package ids and method names travel in button data, so they are checked against the config and
-the port again when pressed.
+the port again when pressed. The port returns data; the words are written here, in the buyer's
+language: the item's title and description go with the checkout (Stripe's payment page shows
+them) and onto the Stars invoice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .choices import Choice, encode
 from .deps import ChatDeps, Ctx
 from .errors import error_text
 from .messages import t
-from .types import Button, Outbound, StarsPayment, Text
+from .types import Button, Invoice, Outbound, StarsPayment, Text
 from .ui import fits, main_menu, question
 
 __all__ = ["METHODS", "choose_method", "menu", "stars_paid"]
@@ -49,6 +51,15 @@ def menu(deps: ChatDeps, ctx: Ctx) -> Text:
     return question(ctx.lang, t(ctx.lang, "topup.choose"), rows)
 
 
+def _item(lang: str, p: PackageConfig) -> tuple[str, str]:
+    """The item's title and description, for the payment page and the Stars invoice."""
+    if p.expires_days:
+        text = t(lang, "pay.item_description", credits=p.credits, days=p.expires_days)
+    else:
+        text = t(lang, "pay.item_description_forever", credits=p.credits)
+    return t(lang, "pay.item", credits=p.credits), text
+
+
 def _package(deps: ChatDeps, package_id: str) -> PackageConfig | None:
     return next((p for p in deps.config.packages if p.id == package_id), None)
 
@@ -70,13 +81,16 @@ async def checkout(deps: ChatDeps, ctx: Ctx, package_id: str, method: str) -> li
     package = _package(deps, package_id)
     if package is None or deps.topup is None or method not in _methods(deps, ctx):
         return [Text(text=t(ctx.lang, "stale")), menu(deps, ctx)]
+    title, description = _item(ctx.lang, package)
     try:
         result = await deps.topup.checkout(user_id=ctx.user_id, channel=ctx.channel,
-                                           package_id=package.id, method=method)
+                                           package_id=package.id, method=method, title=title,
+                                           description=description)
     except Exception as exc:
         return [Text(text=error_text(ctx.lang, exc))]
     if not isinstance(result, str):
-        return [result]
+        return [Invoice(title=title, description=description, payload=result.payload,
+                        stars=result.stars)]
     pay = Button(label=t(ctx.lang, "btn.pay", price=package.price, currency=package.currency),
                  url=result)
     return [Text(text=t(ctx.lang, "topup.link", credits=package.credits), buttons=((pay,),))]

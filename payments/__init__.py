@@ -19,9 +19,15 @@ delivery or an out-of-order refund credits once and claws back once. Outbox kind
 reason (unknown user or package, wrong amount) is kept with its note in `payment_events`,
 logged as a warning and answered 200, so the provider stops retrying; an operator settles it.
 
+Payments writes no chat text and imports nothing from `handlers`: a checkout answers a URL or
+a `StarsInvoice` and the conversation writes the words. The names below load on first use
+(PEP 562), and the Stripe library only when Stripe is configured or its webhook is read, so
+`from payments import UnknownPackage` costs what `_exceptions` costs.
+
 Modules: `_service` (Payments), `_apply` (one event in the transaction), `_events` (verify and
 parse webhooks), `_clients` (the Stripe and Creem checkout calls), `_money` (minor units,
-payloads, clawback targets), `_reads`, `tables`. Exceptions (`_exceptions`):
+payloads, clawback targets), `_types` (StarsInvoice, StarsCharge), `_reads`, `tables`.
+Exceptions (`_exceptions`):
 
     PaymentError
      ├── UnknownPackage
@@ -33,20 +39,25 @@ payloads, clawback targets), `_reads`, `tables`. Exceptions (`_exceptions`):
           └── BadSignature
 """
 
-from ._apply import Outcome
-from ._events import PaymentEvent
-from ._exceptions import (
-    BadEvent,
-    BadSignature,
-    PaymentError,
-    PaymentNotFound,
-    PaymentUnavailable,
-    ProviderFailed,
-    RefundFailed,
-    UnknownPackage,
-)
-from ._reads import PaymentRecord, Revenue, recent_for_user, revenue
-from ._service import Payments, StarsRefund
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._apply import Outcome
+    from ._events import PaymentEvent
+    from ._exceptions import (
+        BadEvent,
+        BadSignature,
+        PaymentError,
+        PaymentNotFound,
+        PaymentUnavailable,
+        ProviderFailed,
+        RefundFailed,
+        UnknownPackage,
+    )
+    from ._reads import PaymentRecord, Revenue, recent_for_user, revenue
+    from ._service import Payments, StarsRefund
+    from ._types import StarsCharge, StarsInvoice
 
 __all__ = [
     "BadEvent",
@@ -61,8 +72,25 @@ __all__ = [
     "ProviderFailed",
     "RefundFailed",
     "Revenue",
+    "StarsCharge",
+    "StarsInvoice",
     "StarsRefund",
     "UnknownPackage",
     "recent_for_user",
     "revenue",
 ]
+
+_HOME = {
+    "Outcome": "._apply", "PaymentEvent": "._events", "PaymentRecord": "._reads",
+    "Revenue": "._reads", "recent_for_user": "._reads", "revenue": "._reads",
+    "Payments": "._service", "StarsRefund": "._service", "StarsCharge": "._types",
+    "StarsInvoice": "._types",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOME.get(name, "._exceptions"), __name__), name)
+    globals()[name] = value  # the next access is a plain module attribute
+    return value

@@ -31,8 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.config import PackageConfig
 from core.outbox import enqueue
-from wallet import Wallet
-from wallet.tables import users
+from wallet import Wallet, queries
 
 from ._events import PaymentEvent
 from ._money import STARS_CURRENCY, clawback_target, new_order_id, to_minor
@@ -132,8 +131,7 @@ def _mismatch(ev: PaymentEvent, *, amount: int | None, currency: str | None,
 async def _new_order(conn: AsyncConnection, ctx: Context, ev: PaymentEvent,
                      order_id: str) -> tuple[Any, str | None]:
     """An order made from a paid event we have no row for, or the reason it cannot be."""
-    if ev.user_id is None or (await conn.execute(
-            select(users.c.id).where(users.c.id == ev.user_id))).first() is None:
+    if ev.user_id is None or not await queries.user_exists(conn, ev.user_id):
         return None, f"unknown user {ev.user_id}"
     pkg = ctx.packages.get(ev.package_id or "")
     if pkg is None:

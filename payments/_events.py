@@ -1,8 +1,9 @@
 """Provider webhooks in, `PaymentEvent` out: verification and parsing, no database.
 
 Stripe: `stripe.Webhook.construct_event` checks the `Stripe-Signature` header (HMAC-SHA256 of
-`{t}.{body}`, 300 s tolerance) with the library's own code. Creem: `creem-signature` is the hex
-HMAC-SHA256 of the raw body, compared in constant time.
+`{t}.{body}`, 300 s tolerance) with the library's own code (imported by `stripe_event`, on the
+first Stripe webhook: the library is heavy and most processes never read one). Creem:
+`creem-signature` is the hex HMAC-SHA256 of the raw body, compared in constant time.
 
 A body that is not signed right raises `BadSignature`; one whose envelope cannot be read (not
 JSON, no event id or type) raises `BadEvent`. A signed event whose content is odd (a paid session
@@ -26,8 +27,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import stripe
 
 from ._exceptions import BadEvent, BadSignature
 from ._money import is_order_id
@@ -118,6 +117,8 @@ def stripe_event(raw: bytes, header: str | None, secret: str) -> PaymentEvent:
     # The library compares with hmac.compare_digest, which raises TypeError on non-ASCII text.
     if not header or len(header) > MAX_HEADER or not header.isascii():
         raise BadSignature("missing or malformed Stripe-Signature")
+    import stripe  # here, not at start-up: see the module docstring
+
     try:
         event = stripe.Webhook.construct_event(raw, header, secret)
         data = event.to_dict()

@@ -14,6 +14,9 @@ concurrent one, finds it or loses the insert and changes nothing), then applies 
 Admin accounts told of disputes are resolved before the transaction, since opening an account
 is a write of its own. A package whose price does not fit its currency (4.999 USD) stops the
 construction with a ValueError: better at start than at a buyer's checkout.
+
+Payments writes no chat text: a checkout answers a URL or a `StarsInvoice` (data), and the
+conversation that asked writes the words (the Stripe item's name comes in with the call).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import insert, select, update
@@ -29,14 +32,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config, PackageConfig, Secrets
-from core.db import read_tx, utcnow, write_tx
-from handlers.messages import t
-from handlers.types import Invoice, StarsPayment
-from wallet import Wallet
-from wallet.tables import identities
+from core.db import read, utcnow, write
+from wallet import Wallet, queries
 
 from . import _apply, _reads
-from ._clients import create_creem_checkout, create_stripe_session, stripe_client
+from ._clients import create_creem_checkout
 from ._events import PaymentEvent, creem_event, stripe_event
 from ._exceptions import (
     BadEvent,
@@ -46,7 +46,11 @@ from ._exceptions import (
     UnknownPackage,
 )
 from ._money import STARS_CURRENCY, new_order_id, parse_stars_payload, stars_payload, to_minor
+from ._types import StarsCharge, StarsInvoice
 from .tables import payment_events, payments
+
+if TYPE_CHECKING:
+    import stripe
 
 __all__ = ["Payments", "StarsRefund"]
 
@@ -74,9 +78,12 @@ class Payments:
             "stripe": self._pair("stripe", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
             "creem": self._pair("creem", "CREEM_API_KEY", "CREEM_WEBHOOK_SECRET"),
         }
-        self._stripe = (stripe_client(secrets["STRIPE_SECRET_KEY"], http,
-                                      config.payments.stripe_api_base)
-                        if self._ready["stripe"] else None)
+        self._stripe: stripe.StripeClient | None = None
+        if self._ready["stripe"]:
+            from ._stripe import stripe_client  # the library loads only when Stripe is sold
+
+            self._stripe = stripe_client(secrets["STRIPE_SECRET_KEY"], http,
+                                         config.payments.stripe_api_base)
         self._admins: list[int] | None = None
 
     def _pair(self, name: str, key: str, webhook: str) -> bool:
@@ -106,9 +113,10 @@ class Payments:
 
     # --- checkout --------------------------------------------------------------------------
 
-    async def checkout(self, *, user_id: int, channel: str, package_id: str,
-                       method: str) -> str | Invoice:
-        """A payment page URL (Stripe, Creem) or a Stars invoice for one package."""
+    async def checkout(self, *, user_id: int, channel: str, package_id: str, method: str,
+                       title: str, description: str) -> str | StarsInvoice:
+        """A payment page URL (Stripe, Creem) or a Stars invoice for one package. `title` and
+        `description` name the item on Stripe's checkout page (the caller writes them)."""
         if method not in self.methods(channel):
             raise PaymentUnavailable(method)
         pkg = next((p for p in self.packages_for(method) if p.id == package_id), None)
@@ -121,19 +129,19 @@ class Payments:
             amount, currency = to_minor(pkg.price, pkg.currency), pkg.currency
         payload = stars_payload(order_id, pkg.id) if method == "stars" else ""
         now = self.clock()
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             await conn.execute(insert(payments).values(
                 order_id=order_id, provider=method, user_id=user_id, package_id=pkg.id,
                 credits=pkg.credits, expires_days=pkg.expires_days, amount=amount,
                 currency=currency, event_ids=[], created_at=now, updated_at=now))
-        title, description = self._item(pkg)
         if method == "stars":
-            return Invoice(title=title, description=description, payload=payload,
-                           stars=pkg.stars)
+            return StarsInvoice(payload=payload, stars=pkg.stars, package_id=pkg.id)
         meta = {"order_id": order_id, "user_id": str(user_id), "package_id": pkg.id,
                 "credits": str(pkg.credits)}
         cfg = self.config.payments
         if method == "stripe":
+            from ._stripe import create_stripe_session  # loaded with the client, above
+
             assert self._stripe is not None
             params: dict[str, Any] = {
                 "mode": "payment", "client_reference_id": str(user_id), "metadata": meta,
@@ -154,20 +162,10 @@ class Payments:
                 self.http, api_base=cfg.creem_api_base, api_key=self._secrets["CREEM_API_KEY"],
                 body={"product_id": pkg.creem_product_id, "request_id": order_id,
                       "success_url": cfg.success_url, "metadata": meta})
-        async with write_tx(self.engine) as conn:
+        async with write(self.engine) as conn:
             await conn.execute(update(payments).where(P.order_id == order_id)
                                .values(checkout_id=made.id, updated_at=self.clock()))
         return made.url
-
-    def _item(self, pkg: PackageConfig) -> tuple[str, str]:
-        """The item's name and description, in the bot's default language (the checkout page
-        and the invoice are made before we know how the payer reads)."""
-        lang = self.config.app.default_language
-        if pkg.expires_days:
-            text = t(lang, "pay.item_description", credits=pkg.credits, days=pkg.expires_days)
-        else:
-            text = t(lang, "pay.item_description_forever", credits=pkg.credits)
-        return t(lang, "pay.item", credits=pkg.credits), text
 
     # --- webhooks ----------------------------------------------------------------------------
 
@@ -180,13 +178,16 @@ class Payments:
     def verify_creem(self, raw: bytes, signature: str | None) -> PaymentEvent:
         return creem_event(raw, signature, self._secrets.get("CREEM_WEBHOOK_SECRET", ""))
 
-    async def apply(self, event: PaymentEvent, *, actor: str | None = None) -> _apply.Outcome:
-        """Applies one verified event once; a repeat (even a concurrent one) changes nothing."""
+    async def apply(self, event: PaymentEvent, *, actor: str | None = None,
+                    _again: bool = False) -> _apply.Outcome:
+        """Applies one verified event once; a repeat (even a concurrent one) changes nothing.
+        Another event for the same order committed first (a unique order or checkout id):
+        applied once more, it then finds that order and answers as for any repeat."""
         admins = await self._admin_ids() if event.action == "dispute" else []
         now = self.clock()
         key = (E.provider == event.provider) & (E.event_id == event.event_id)
         try:
-            async with write_tx(self.engine) as conn:
+            async with write(self.engine) as conn:
                 if (await conn.execute(select(E.outcome).where(key))).first() is not None:
                     return _apply.Outcome("duplicate", note="event seen before")
                 await conn.execute(insert(payment_events).values(
@@ -199,10 +200,13 @@ class Payments:
                     outcome=outcome.outcome, order_id=outcome.order_id,
                     note=outcome.note[:500] if outcome.note else None))
         except IntegrityError:
-            async with read_tx(self.engine) as conn:
-                if (await conn.execute(select(E.outcome).where(key))).first() is None:
-                    raise
-            return _apply.Outcome("duplicate", note="event applied concurrently")
+            async with read(self.engine) as conn:
+                seen = (await conn.execute(select(E.outcome).where(key))).first() is not None
+            if seen:
+                return _apply.Outcome("duplicate", note="event applied concurrently")
+            if _again:
+                raise
+            return await self.apply(event, actor=actor, _again=True)
         if outcome.outcome == "problem":
             log.warning("%s event %s (%s) credited nothing: %s", event.provider,
                         event.event_id, event.type, outcome.note)
@@ -231,12 +235,12 @@ class Payments:
             return False
         if currency is not None and currency != STARS_CURRENCY:
             return False
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             asked = (await conn.execute(select(P.amount).where(
                 P.order_id == parsed[0], P.provider == "stars"))).scalar()
         return asked == pkg.stars and (total_amount is None or total_amount == asked)
 
-    async def stars_paid(self, user_id: int, payment: StarsPayment) -> int:
+    async def stars_paid(self, user_id: int, payment: StarsCharge) -> int:
         """Credits a successful Stars payment once; returns the credits added (0 if seen)."""
         if not 0 < len(payment.charge_id) <= MAX_CHARGE_ID:
             raise BadEvent("unusable telegram_payment_charge_id")
@@ -249,14 +253,12 @@ class Payments:
 
     async def refund_stars(self, charge_id: str, *, actor: str) -> int:
         """Refunds a Stars payment through Telegram and claws its credits back; returns them."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             row = (await conn.execute(select(payments).where(
                 P.provider == "stars", P.charge_id == charge_id[:MAX_CHARGE_ID]))).first()
             if row is None or row.state == "pending":
                 raise PaymentNotFound("no Stars payment with that charge id")
-            telegram_id = (await conn.execute(select(identities.c.external_id).where(
-                identities.c.user_id == row.user_id, identities.c.channel == "telegram")
-                .limit(1))).scalar()
+            telegram_id = await queries.address(conn, row.user_id, "telegram")
         if row.refunded >= row.amount:
             return 0
         if self.stars_refund is None:
@@ -277,9 +279,9 @@ class Payments:
     # --- reads ---------------------------------------------------------------------------------
 
     async def recent_for_user(self, user_id: int, limit: int = 5) -> list[_reads.PaymentRecord]:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await _reads.recent_for_user(conn, user_id, limit)
 
     async def revenue(self, since: datetime) -> _reads.Revenue:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return await _reads.revenue(conn, since)

@@ -10,9 +10,8 @@ to `mpeg4` (MPEG-4 Part 2) at a fixed bitrate; those files play in desktop playe
 inline in browsers or Telegram. Either way the `moov` atom is written first (`faststart`) so the
 clip can stream, and the file appears at `out_path` only when complete (temp file + rename).
 
-    RenderError      .code; str() is an English, user-safe sentence (no paths, no internals)
-                     codes: image_too_large, image_too_many_pixels, image_unsupported,
-                     image_unreadable, encode_failed
+    RenderError      (from `_clip`, with the limits and `frame_size`, which need neither
+                     library) .code; str() is an English, user-safe sentence
 
 Bad arguments from the caller (an unknown aspect ratio, zero seconds) raise ValueError.
 """
@@ -25,21 +24,19 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from ._clip import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ClipInfo, RenderError, frame_size
 
 __all__ = [
     "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ClipInfo", "RenderError", "frame_size", "pick_codec",
     "render_clip",
 ]
 
-MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
-# Below Pillow's own bomb limit (~89.5 MP), which we leave alone: it is process-wide state.
-MAX_IMAGE_PIXELS: Final = 40_000_000
 _FORMATS: Final = ("JPEG", "PNG", "WEBP")
 _ZOOM: Final = (1.05, 1.25)  # Ken Burns zoom at the first and the last frame
 # Fonts with CJK glyphs, tried in order when the prompt needs them; Pillow's default font
@@ -53,30 +50,7 @@ _CJK_FONTS: Final = (
     "C:/Windows/Fonts/msyh.ttc",
 )
 
-RenderErrorCode = Literal[
-    "image_too_large", "image_too_many_pixels", "image_unsupported", "image_unreadable",
-    "encode_failed",
-]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
-class RenderError(Exception):
-    """The clip could not be rendered; `code` picks the user's message from the catalogue."""
-
-    def __init__(self, code: RenderErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: RenderErrorCode = code
-
-
-@dataclass(frozen=True, slots=True)
-class ClipInfo:
-    path: Path
-    width: int
-    height: int
-    frames: int
-    seconds: int
-    size_bytes: int
-    codec: str
 
 
 def render_clip(
@@ -128,25 +102,6 @@ def pick_codec() -> str:
     except ValueError:  # av.codec.codec.UnknownCodecError
         return "mpeg4"
     return "libx264"
-
-
-def frame_size(aspect_ratio: str, width: int | None = None) -> tuple[int, int]:
-    """Even (width, height) for "W:H"; 640 on the longest side unless `width` is given."""
-    try:
-        rw, rh = (int(part) for part in aspect_ratio.split(":"))
-    except ValueError:
-        raise ValueError(f"aspect ratio must look like 16:9, not {aspect_ratio!r}") from None
-    if not (0 < rw <= 100 and 0 < rh <= 100 and 1 / 4 <= rw / rh <= 4):
-        raise ValueError(f"unsupported aspect ratio {aspect_ratio!r}")
-    w = _even(width if width is not None else 640 * min(1, rw / rh))
-    h = _even(w * rh / rw)
-    if not (16 <= w <= 1920 and 16 <= h <= 1920):
-        raise ValueError(f"frame size {w}x{h} is outside 16..1920")
-    return w, h
-
-
-def _even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
 
 
 def _load_image(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:

@@ -6,7 +6,8 @@ background task that
 1. fetches the first input image, if any, through the shared client (these are our own signed
    `/media` links, on our own server), at most `MAX_IMAGE_BYTES`;
 2. renders the clip with `render_clip` in a worker thread into `out_dir/<task_id>.mp4` (the web
-   server serves that directory at `{public_url}/demo/`);
+   server serves that directory at `{public_url}/demo/`); `_render` (PyAV, Pillow) is imported
+   in that thread on the first render, so neither the service's start nor its loop pays for it;
 3. waits until at least `delay` seconds have passed since `create_task`;
 4. POSTs the callback to the request's `callback_url`: a JSON body
    `{"taskId", "state": "success" | "fail", "resultUrls": [...], "error": ...}` with header
@@ -42,8 +43,8 @@ from typing import Any
 import httpx
 
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
+from ._clip import MAX_IMAGE_BYTES, RenderError, frame_size
 from ._exceptions import BadCallback, BadSignature, ProviderBadInput, TaskNotFound
-from ._render import MAX_IMAGE_BYTES, RenderError, frame_size, render_clip
 
 __all__ = ["SIGNATURE_HEADER", "DemoProvider", "demo_signature"]
 
@@ -61,6 +62,13 @@ def demo_signature(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _render(out_path: Path, **options: Any) -> None:
+    """`render_clip`, imported here (in the worker thread): see the module docstring."""
+    from ._render import render_clip
+
+    render_clip(out_path, **options)
+
+
 class _Fail(Exception):
     """A task that ends in a `fail` callback; the message is user-safe."""
 
@@ -69,6 +77,7 @@ class DemoProvider:
     """A local stand-in for a video provider, for `videofly chat`, demos and tests."""
 
     name = "demo"
+    tasks_die_with_process = True  # a restart loses renders in progress (see sweeps.recover)
 
     def __init__(self, client: httpx.AsyncClient, *, secret: str, out_dir: Path,
                  public_url: str, delay: float, seconds: int = 4, attempts: int = 5,
@@ -136,8 +145,10 @@ class DemoProvider:
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackHint:
         signature = next((v for k, v in headers.items() if k.lower() == "x-signature"), "")
         expected = demo_signature(body, self._secret)
-        if not signature or not hmac.compare_digest(expected.encode(),
-                                                    signature.strip().encode()):
+        # "replace": a header may hold any byte (0xFF arrives as a lone surrogate), and a
+        # value that cannot be encoded is simply a wrong signature.
+        if not signature or not hmac.compare_digest(
+                expected.encode(), signature.strip().encode("utf-8", "replace")):
             raise BadSignature(self.name, "missing or wrong X-Signature")
         try:
             data = json.loads(body)
@@ -220,7 +231,7 @@ class DemoProvider:
             async with self._renders:
                 await asyncio.to_thread(self._out_dir.mkdir, parents=True, exist_ok=True)
                 await asyncio.to_thread(
-                    render_clip, self._path(task_id), prompt=req.prompt, image=image,
+                    _render, self._path(task_id), prompt=req.prompt, image=image,
                     seconds=seconds, aspect_ratio=req.aspect_ratio or "16:9")
             body: dict[str, Any] = {"taskId": task_id, "state": "success",
                                     "resultUrls": [self.result_url(task_id)], "error": None}

@@ -18,8 +18,9 @@ import httpx
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
 from ._exceptions import BadCallback, ProviderBadInput, ProviderProtocolError
 from ._http import Caller, RetryPolicy, json_object, openai_style_error
+from ._spec import ProviderSpec, Setup
 
-__all__ = ["EvolinkClient"]
+__all__ = ["SPEC", "EvolinkClient"]
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
 
@@ -121,3 +122,10 @@ def _error_message(error: object) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error.get("code") or "")
     return str(error or "")
+
+
+def _build(s: Setup) -> EvolinkClient:
+    return EvolinkClient(s.http, api_key=s.api_key)
+
+
+SPEC = ProviderSpec(name="evolink", key_variable="EVOLINK_API_KEY", build=_build)

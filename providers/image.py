@@ -28,8 +28,9 @@ import httpx
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
 from ._exceptions import BadCallback, ProviderProtocolError, TaskNotFound
 from ._http import Caller, RetryPolicy, json_object, openai_style_error
+from ._spec import ProviderSpec, Setup
 
-__all__ = ["ImageClient", "data_url", "extract_image_urls"]
+__all__ = ["SPEC", "ImageClient", "data_url", "extract_image_urls"]
 
 _FOUND = re.compile(
     r"!\[[^\]]*\]\(\s*<?(?P<md>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)"
@@ -144,3 +145,10 @@ def _message_images(message: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
     text = "\n".join(texts)
     return tuple(dict.fromkeys([*urls, *extract_image_urls(text)])), text
 
+
+def _build(s: Setup) -> ImageClient:
+    return ImageClient(s.http, api_key=s.api_key, base_url=s.settings["image_base_url"])
+
+
+SPEC = ProviderSpec(name="image", key_variable="IMAGE_API_KEY", build=_build,
+                    settings=(("image_base_url", "the gateway's URL"),))

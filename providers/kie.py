@@ -27,8 +27,9 @@ import httpx
 from ._base import CallbackHint, TaskRequest, TaskState, TaskStatus
 from ._exceptions import BadCallback, BadSignature, ProviderBadInput, ProviderProtocolError
 from ._http import Caller, RetryPolicy, json_object, raise_for_code, retry_after
+from ._spec import ProviderSpec, Setup
 
-__all__ = ["KieClient", "kie_signature"]
+__all__ = ["SPEC", "KieClient", "kie_signature"]
 
 DEFAULT_BASE_URL = "https://api.kie.ai"
 SIGNATURE_MAX_AGE = 300.0  # seconds
@@ -126,7 +127,8 @@ class KieClient:
         if age > SIGNATURE_MAX_AGE:
             raise BadSignature(self.name, "timestamp outside the 5 minute window")
         expected = kie_signature(task_id, stamp, self._webhook_key)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        # "replace": a header may carry any byte (0xFF arrives as a lone surrogate).
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             raise BadSignature(self.name, "signature does not match")
         return True
 
@@ -189,3 +191,10 @@ class KieClient:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _build(s: Setup) -> KieClient:
+    return KieClient(s.http, api_key=s.api_key)
+
+
+SPEC = ProviderSpec(name="kie", key_variable="KIE_API_KEY", build=_build)

@@ -9,12 +9,16 @@ provider results into it.
 Secrets (environment only): `MEDIA_LINK_SECRET` signs local media links (16+ bytes);
 `S3_ACCESS_KEY_ID` and `S3_SECRET_ACCESS_KEY` for the s3 backend. Errors are drawn in
 `storage._exceptions`.
+
+`S3Storage` (boto3, ~0.3 s and 30 MB to import) is loaded only when the s3 backend is built or
+the name is first used (PEP 562 `__getattr__`), so a service on local storage never loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from core.config import StorageConfig
 from storage._base import Storage, StoredObject, new_key, validate_key
@@ -33,7 +37,9 @@ from storage._exceptions import (
 from storage._urlsafety import is_public_address
 from storage.local import LocalStorage
 from storage.relay import DEFAULT_CONTENT_TYPES, relay
-from storage.s3 import S3Storage
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Storage
 
 __all__ = [
     "DEFAULT_CONTENT_TYPES",
@@ -60,6 +66,14 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    if name != "S3Storage":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from storage.s3 import S3Storage
+
+    return S3Storage
+
+
 def _secret(secrets: Mapping[str, str], name: str, purpose: str) -> str:
     value = secrets.get(name, "")
     if not value:
@@ -83,6 +97,8 @@ def build_storage(
             raise StorageConfigError(f"environment variable MEDIA_LINK_SECRET: {exc}") from None
     if not config.bucket:
         raise StorageConfigError('storage.bucket: required when storage.backend is "s3"')
+    from storage.s3 import S3Storage  # boto3 only for this backend
+
     return S3Storage(
         bucket=config.bucket,
         endpoint_url=config.s3_endpoint_url or None,

@@ -3,9 +3,13 @@
 A URL is fetched only over https, and only if every address its host resolves to is public
 (`is_public_address`): no private, loopback, link-local, shared, multicast, reserved,
 documentation or unspecified address, also when such an IPv4 address hides inside an IPv6 one
-(IPv4-mapped `::ffff:a.b.c.d`, 6to4 `2002::/16`, Teredo, NAT64 `64:ff9b::/96`). Hosts the caller
-allow-lists skip both rules (plain http and local addresses are then fine) and are connected to
-by name.
+(IPv4-mapped `::ffff:a.b.c.d`, 6to4 `2002::/16`, Teredo, NAT64 `64:ff9b::/96`).
+
+The caller's allow-list holds two kinds of entry. A bare host (`minio.internal`, `10.0.0.5`)
+skips the public-address rule only: https is still required, and the host is connected to by
+name. An origin (`http://127.0.0.1:8080`: scheme, host and port, nothing else) lets exactly that
+origin through as it is, plain http and a local address included: the demo provider's own
+server is allowed this way, and no other port of its host is.
 
 DNS rebinding: the host is resolved once, here, and the request goes to the address that was
 checked. The URL's host is replaced by that IP, the `Host` header keeps the name, and the TLS
@@ -24,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +36,8 @@ import httpx
 
 from storage._exceptions import DownloadFailed, UnsafeURL
 
-__all__ = ["Resolver", "Target", "check_url", "is_public_address", "normalize_host", "origin",
-           "pin"]
+__all__ = ["Resolver", "Target", "allow_list", "allowed_origin", "check_url",
+           "is_public_address", "normalize_host", "origin", "pin"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -51,6 +55,35 @@ class Target:
 
 def normalize_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
+
+
+def allowed_origin(url: httpx.URL) -> str:
+    """`scheme://host:port` with the port always spelled out: how an origin entry of the
+    allow-list is compared (`http://h` and `http://h:80` are one origin)."""
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    host = normalize_host(url.raw_host.decode("ascii", "replace"))
+    host = f"[{host}]" if ":" in host else host
+    return f"{url.scheme}://{host}:{port}"
+
+
+def allow_list(entries: Iterable[str]) -> frozenset[str]:
+    """The allow-list as `check_url` compares it: bare hosts normalised, origins spelled out.
+    A malformed origin entry raises ValueError."""
+    out = set()
+    for entry in entries:
+        if "://" not in entry:
+            out.add(normalize_host(entry))
+            continue
+        try:
+            url = httpx.URL(entry.strip())
+        except httpx.InvalidURL:
+            raise ValueError(f"allow-list entry {entry!r} is not an origin") from None
+        if url.scheme not in ("http", "https") or not url.host or url.userinfo or \
+                url.path not in ("", "/") or url.query or url.fragment:
+            raise ValueError(f"allow-list entry {entry!r} is not an origin "
+                             "(scheme://host:port, nothing more)")
+        out.add(allowed_origin(url))
+    return frozenset(out)
 
 
 def origin(url: httpx.URL) -> str:
@@ -114,10 +147,12 @@ async def check_url(url: httpx.URL, allow_hosts: frozenset[str], resolve: Resolv
         raise UnsafeURL("refusing a URL without a host")
     if url.userinfo:
         raise UnsafeURL(f"{where}: credentials in the URL are not accepted")
-    if host in allow_hosts:
-        return Target(url)
+    if allowed_origin(url) in allow_hosts:
+        return Target(url)  # exactly an allowed origin: as it is
     if url.scheme != "https":
         raise UnsafeURL(f"{where}: only https is accepted")
+    if host in allow_hosts:
+        return Target(url)  # an allowed host: any address, but https
     if (literal := _literal(host)) is not None:
         if not is_public_address(literal):
             raise UnsafeURL(f"{where}: not a public address")

@@ -33,8 +33,8 @@ from storage._exceptions import (
 from storage._urlsafety import (
     Resolver,
     Target,
+    allow_list,
     check_url,
-    normalize_host,
     origin,
     system_resolve,
 )
@@ -65,9 +65,10 @@ async def relay(
 ) -> StoredObject:
     """Downloads `url` into `storage` under `key` and returns what was stored.
 
-    `allow_hosts` are host names or IP literals (no port) trusted as they are: plain http and
-    local addresses are fine there, and they are connected to by name (the demo provider on
-    `[http] public_url`, an internal MinIO). `content_types` lists the accepted media types;
+    `allow_hosts` are host names or IP literals (no port), which may resolve to local addresses
+    but are still fetched over https only (an internal MinIO behind TLS), or exact origins
+    `scheme://host:port`, fetched as they are, plain http included (the demo provider on
+    `[http] public_url`); see `storage._urlsafety`. `content_types` lists the accepted media types;
     `type/*` accepts a whole family; a generic `application/octet-stream` answer is stored with
     the type the key's suffix implies. `resolve` is the DNS lookup, replaceable in tests.
     """
@@ -78,7 +79,7 @@ async def relay(
         async with asyncio.timeout(timeout):
             if url[:5].lower() == "data:":
                 return await _store_data_url(url, storage, key, max_bytes, content_types)
-            allowed = frozenset(normalize_host(h) for h in allow_hosts)
+            allowed = allow_list(allow_hosts)
             return await _fetch(client, url, storage, key, max_bytes, allowed, content_types,
                                 max_redirects, resolve)
     except TimeoutError:

@@ -7,6 +7,17 @@ returns to the grants it came from) or releases it. A refunded payment is clawed
 newest grants; what was already spent becomes debt that the next grants pay first. Every change
 is one transaction with its ledger row; `audit()` checks every invariant.
 
+Correctness does not depend on how the engine was made (DESIGN.md: `Wallet(engine)` over any
+`AsyncEngine`), by two means that each suffice: `Wallet` prepares the engine it is given
+(`core.db.prepare`: on SQLite the writer queue, the pragmas and BEGIN IMMEDIATE, once per
+engine), and every change of an account's counters is a guarded relative update that a stale
+read cannot corrupt (`_book.save`; a conflict raises `StaleAccount`, and an operation in the
+wallet's own transaction runs again).
+
+The wallet owns the tables of who a user is, too: `users`, `identities` and `accounts` (and
+the money tables). Other packages never name them; they call `wallet.people` (lookups and the
+few writes on users) or compose its selectables into their own statement.
+
 Exceptions (see `_exceptions`):
 
     WalletError
@@ -21,6 +32,8 @@ Exceptions (see `_exceptions`):
           ├── CodeExpired
           ├── CodeUsedUp
           └── AlreadyRedeemed
+
+    StaleAccount (a RuntimeError) an account changed under an operation: roll back, retry
 """
 
 from ._exceptions import (
@@ -34,6 +47,7 @@ from ._exceptions import (
     InsufficientCredits,
     InvalidAmount,
     RedeemError,
+    StaleAccount,
     UnknownUser,
     WalletError,
 )
@@ -69,6 +83,7 @@ __all__ = [
     "LedgerEntry",
     "RedeemCode",
     "RedeemError",
+    "StaleAccount",
     "UnknownUser",
     "Violation",
     "Wallet",

@@ -3,6 +3,15 @@
 Every wallet operation runs inside one write transaction and follows the same shape:
 `lock()` the account row (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
 write lock), read what it needs, write its rows, `entry()` one ledger row per change, `save()`.
+
+`save()` is a guarded relative update: it adds the changes to the counters only where they
+still hold what `lock()` read (`SET available = available + :da … WHERE available = :a0 AND …`)
+and checks that it changed one row. Under the lock nothing can differ; but should a transaction
+ever read a stale state (an engine that does not take SQLite's write lock at BEGIN, a caller's
+own transaction), it raises `StaleAccount` and writes nothing instead of writing back counters
+and ledger balances computed from that state; `Wallet` then runs the operation again.
+Every change of a grant's `remaining` goes with a change of the account's counters in the same
+transaction, so the account's guard covers the grants too.
 Statements are `Prepared` once (see `_prepared`): the hot path only binds parameters.
 """
 
@@ -14,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from ._exceptions import HoldNotFound, UnknownUser
+from ._exceptions import HoldNotFound, StaleAccount, UnknownUser
 from ._prepared import Prepared
 from .tables import accounts, grants, holds, ledger
 
@@ -42,8 +51,10 @@ _LOCK_WITH_REF = Prepared(
 )
 _SAVE = Prepared(
     update(accounts)
-    .where(accounts.c.user_id == bindparam("uid"))
-    .values(available=bindparam("a"), held=bindparam("h"), debt=bindparam("d"))
+    .where(accounts.c.user_id == bindparam("uid"), accounts.c.available == bindparam("a0"),
+           accounts.c.held == bindparam("h0"), accounts.c.debt == bindparam("d0"))
+    .values(available=accounts.c.available + bindparam("da"),
+            held=accounts.c.held + bindparam("dh"), debt=accounts.c.debt + bindparam("dd"))
 )
 _ENTRY_COLUMNS = ("user_id", "kind", "amount", "held_delta", "debt_delta", "balance_after",
                   "held_after", "debt_after", "ref", "grant_id", "hold_id", "note", "actor",
@@ -63,6 +74,10 @@ class Account:
     held: int
     debt: int
     entries: list[dict[str, Any]]
+    read: tuple[int, int, int] = (0, 0, 0)  # the counters as locked, for save()'s guard
+
+    def __post_init__(self) -> None:
+        self.read = (self.available, self.held, self.debt)
 
 
 def lock(conn: Connection, user_id: int) -> Account:
@@ -120,7 +135,11 @@ def save(conn: Connection, acct: Account) -> None:
     if not acct.entries:
         return
     _ENTRY.many(conn, acct.entries)
-    _SAVE.run(conn, uid=acct.user_id, a=acct.available, h=acct.held, d=acct.debt)
+    a0, h0, d0 = acct.read
+    if _SAVE.count(conn, uid=acct.user_id, a0=a0, h0=h0, d0=d0, da=acct.available - a0,
+                   dh=acct.held - h0, dd=acct.debt - d0) != 1:
+        raise StaleAccount(acct.user_id)
+    acct.read = (acct.available, acct.held, acct.debt)
     acct.entries = []
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "InsufficientCredits",
     "InvalidAmount",
     "RedeemError",
+    "StaleAccount",
     "UnknownUser",
     "WalletError",
 ]
@@ -97,3 +98,13 @@ class CodeUsedUp(RedeemError):
 
 class AlreadyRedeemed(RedeemError):
     pass
+
+
+class StaleAccount(RuntimeError):
+    """An operation read an account's counters that changed before it wrote them. Not a
+    `WalletError`: the transaction holds a half-done operation and must roll back; `Wallet`
+    runs the operation again when the transaction is its own."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"the account of user {user_id} changed while an operation used it")
+        self.user_id = user_id

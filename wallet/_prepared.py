@@ -40,7 +40,7 @@ class _Compiled:
         self.sql = compiled.string
         names = compiled.positiontup
         if names is None:
-            raise TypeError(f"{dialect.name} is not a positional dialect")
+            raise TypeError(f"{type(dialect).__name__} is not a positional dialect")
         self.order = tuple(names)
         # Literals in the statement (`remaining > 0`) are parameters that carry their value.
         self.fixed = {n: compiled.binds[n].effective_value for n in self.order
@@ -112,6 +112,17 @@ class Prepared:
     def run(self, conn: Connection, **params: Any) -> None:
         """Runs a statement without result rows."""
         self.all(conn, **params)
+
+    def count(self, conn: Connection, **params: Any) -> int:
+        """Runs a statement without result rows; returns how many rows it changed."""
+        c = self._compiled(conn)
+        args = c.bind(params)
+        cursor = self._cursor(conn, c.sql, args, False)
+        try:
+            cursor.execute(c.sql, args)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:

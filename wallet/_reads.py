@@ -1,7 +1,7 @@
 """Read-only views of a wallet: balance and the ledger history.
 
 `balance_on` is the same balance read for a caller already inside a synchronous read
-transaction (`core.db.run_read`): the chat reads who is talking and their balance in one
+transaction (`core.db.read`): the chat reads who is talking and their balance in one
 crossing to the driver.
 
 `balance_columns` / `balance_of` are the same balance as columns of the caller's own SELECT

@@ -99,10 +99,12 @@ def redeem(conn: Connection, now: datetime, user_id: int, code: str) -> Grant:
         raise CodeNotFound(code)
     if book.lapsed(row.expires_at, now):
         raise CodeExpired(code)
-    if row.uses >= row.max_uses:
+    # Guarded: a stale read of `uses` can never raise it past `max_uses`.
+    if row.uses >= row.max_uses or conn.execute(
+            update(redeem_codes)
+            .where(redeem_codes.c.code == code, redeem_codes.c.uses < redeem_codes.c.max_uses)
+            .values(uses=redeem_codes.c.uses + 1)).rowcount != 1:
         raise CodeUsedUp(code)
-    conn.execute(update(redeem_codes).where(redeem_codes.c.code == code)
-                       .values(uses=redeem_codes.c.uses + 1))
     expires_at = now + timedelta(days=row.credit_days) if row.credit_days else None
     g = ops.grant(conn, now, user_id, row.credits, source="redeem",
                         key=f"redeem:{code}:{user_id}", expires_at=expires_at,

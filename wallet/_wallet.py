@@ -18,11 +18,11 @@ from sqlalchemy import ColumnElement, Connection, Select, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db import new_id, read_tx, run_write, utcnow
+from core.db import new_id, prepare, read, utcnow, write
 
 from . import _audit, _reads, _rewards
 from . import _ops as ops
-from ._exceptions import HoldNotFound, HoldStateError
+from ._exceptions import HoldNotFound, HoldStateError, StaleAccount
 from ._types import (
     Balance,
     CheckinResult,
@@ -36,6 +36,8 @@ from ._types import (
 )
 from .tables import accounts, grants, holds, identities, users
 
+_ATTEMPTS = 20
+
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
@@ -44,6 +46,7 @@ class Wallet:
     """Credits of every user: grants, holds, settlement, expiry, clawback, audit."""
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = utcnow) -> None:
+        prepare(engine)  # whoever made the engine: the writer queue and pragmas on SQLite
         self._engine = engine
         self._clock = clock
 
@@ -58,20 +61,25 @@ class Wallet:
         statement, and one crossing per operation made hold→settle several times faster
         (bench/wallet.py). A unique-key error means a concurrent call inserted the same key or
         ref first; running the operation once more finds that row and answers as for a repeat.
+        `StaleAccount` (never seen on a prepared engine) means another writer changed the
+        account between our read and our write: we run the operation again, a bounded number
+        of times.
         """
         if conn is not None:
             return await conn.run_sync(op)
-        try:
-            return await run_write(self._engine, op)
-        except IntegrityError:
-            return await run_write(self._engine, op)
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return await write(self._engine, op)
+            except (IntegrityError, StaleAccount):
+                continue
+        return await write(self._engine, op)
 
     async def open_account(self, channel: str, external_id: str, *,
                            language: str | None = None) -> int:
         """Returns the user id of a channel identity, creating the user on first contact."""
         find = select(identities.c.user_id).where(
             identities.c.channel == channel, identities.c.external_id == str(external_id))
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             found = (await conn.execute(find)).scalar()
         if found is not None:
             return int(found)
@@ -115,18 +123,18 @@ class Wallet:
             c, self._clock(), hold_id, 0, HoldStatus.RELEASED), conn))[0]
 
     async def get_hold(self, hold_id: int) -> Hold:
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
         if row is None:
             raise HoldNotFound(hold_id)
         return ops.hold_record(row)
 
     async def balance(self, user_id: int) -> Balance:
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             return await _reads.balance(conn, user_id, self._clock())
 
     def balance_on(self, conn: Connection, user_id: int) -> Balance:
-        """`balance` inside the caller's synchronous read transaction (`core.db.run_read`),
+        """`balance` inside the caller's synchronous read transaction (`core.db.read`),
         so a caller that reads more can read it all in one crossing to the driver."""
         return _reads.balance_on(conn, user_id, self._clock())
 
@@ -149,33 +157,33 @@ class Wallet:
     async def history(self, user_id: int, *, limit: int = 20,
                       before_id: int | None = None) -> list[LedgerEntry]:
         """Ledger entries newest first; pass the last id seen as `before_id` for the next page."""
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             return await _reads.history(conn, user_id, limit=limit, before_id=before_id)
 
     async def expire(self, now: datetime | None = None) -> int:
         """Expires the unheld remainder of every lapsed grant; returns the credits expired."""
         now = now or self._clock()
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             due = (await conn.execute(select(grants.c.user_id).distinct().where(
                 grants.c.remaining > 0, grants.c.expires_at <= now)
                 .order_by(grants.c.user_id))).scalars().all()
         total = 0
         for user_id in due:  # one short transaction per user
-            total += await run_write(self._engine, partial(ops.expire_user, now=now,
+            total += await write(self._engine, partial(ops.expire_user, now=now,
                                                            user_id=user_id))
         return total
 
     async def reap(self, now: datetime | None = None) -> int:
         """Releases active holds past their ttl; returns how many this call released."""
         now = now or self._clock()
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             due = (await conn.execute(select(holds.c.id).where(
                 holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now)
                 .order_by(holds.c.id))).scalars().all()  # oldest first, on every database
         released = 0
         for hold_id in due:
             try:
-                _, changed = await run_write(self._engine, partial(
+                _, changed = await write(self._engine, partial(
                     ops.finish, now=now, hold_id=hold_id, spend=0, target=HoldStatus.RELEASED))
             except HoldStateError:
                 continue  # settled since we looked, perhaps by another instance
@@ -191,7 +199,7 @@ class Wallet:
 
     async def audit(self, *, user_id: int | None = None) -> list[Violation]:
         """Every invariant over the whole database (or one user); empty when all hold."""
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             return await _audit.audit(conn, user_id)
 
     async def checkin(self, user_id: int, *, credits: int, tz: str | ZoneInfo,

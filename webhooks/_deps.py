@@ -15,6 +15,7 @@ from providers import Provider
 from storage import Storage
 
 from ._handover import Handover
+from .health import HealthProbe
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .telegram import TelegramWebhook
     from .wechat import WeChatWebhook
 
-__all__ = ["DEPS", "HANDOVER", "WebDeps"]
+__all__ = ["DEPS", "HANDOVER", "HEALTH", "WebDeps"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,9 +46,15 @@ class WebDeps:
     telegram: TelegramWebhook | None = None
     # Top-ups: `POST /payments/stripe` and `/payments/creem` (no routes without it).
     payments: Payments | None = None
+    # Seconds a client has to send a request body (more: 408).
+    body_timeout: float = 30.0
+    # /healthz: the background probe's period, and how old its last success may be.
+    health_interval: float = 2.0
+    health_max_age: float = 15.0
     # WeChat: where `GET|POST /wechat` hands messages (no route without it).
     wechat: WeChatWebhook | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)
 HANDOVER = web.AppKey("handover", Handover)
+HEALTH = web.AppKey("health", HealthProbe)

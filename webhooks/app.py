@@ -5,8 +5,11 @@
     runner = web.AppRunner(app, access_log_class=AccessLogger)
 
 Middlewares, outermost first: `observe` times every request per route and counts callback
-outcomes; `errors_middleware` turns whatever a route raises into its answer. On shutdown the
-app gives callback handovers still running up to `SHUTDOWN_WAIT_SECONDS` to finish.
+outcomes; `errors_middleware` turns whatever a route raises into its answer; `body_middleware`
+reads the body within `deps.body_timeout` (408) and turns a client that went away mid-body into
+a quiet 400 (see `_body`). Malformed requests are logged at INFO without their request line.
+On shutdown the app gives callback handovers still running up to `SHUTDOWN_WAIT_SECONDS` to
+finish; a background probe (`health`) keeps /healthz's answer current while the app runs.
 """
 
 from __future__ import annotations
@@ -21,26 +24,33 @@ from aiohttp.typedefs import Handler
 
 from storage import LocalStorage
 
-from ._deps import DEPS, HANDOVER, WebDeps
+from ._body import body_middleware, quiet_protocol_errors
+from ._deps import DEPS, HANDOVER, HEALTH, WebDeps
 from ._errors import errors_middleware, status_of
 from ._handover import Handover
 from .callbacks import ROUTE_NAME, callback
+from .health import HealthProbe
 from .media import demo_clip, media
-from .ops import healthz, metrics
+from .ops import healthz, metrics, readyz
 from .payments import creem_webhook, stripe_webhook
 from .telegram import telegram_update
 
-__all__ = ["DEPS", "HANDOVER", "SHUTDOWN_WAIT_SECONDS", "AccessLogger", "WebDeps", "create_app"]
+__all__ = ["DEPS", "HANDOVER", "SHUTDOWN_WAIT_SECONDS", "AccessLogger", "WebDeps",
+           "create_app"]
 
 SHUTDOWN_WAIT_SECONDS = 10.0
 
 
 def create_app(deps: WebDeps) -> web.Application:
     """The web application over `deps`; bodies over `deps.max_body_bytes` get 413."""
+    quiet_protocol_errors()
     app = web.Application(client_max_size=deps.max_body_bytes,
-                          middlewares=[observe, errors_middleware])
+                          middlewares=[observe, errors_middleware, body_middleware])
     app[DEPS] = deps
     app[HANDOVER] = Handover(deps.jobs)
+    app[HEALTH] = HealthProbe(deps.engine, interval=deps.health_interval,
+                              max_age=deps.health_max_age)
+    app.cleanup_ctx.append(_probe_health)
     app.cleanup_ctx.append(_drain_handovers)
     app.router.add_post("/callbacks/{provider}", callback, name=ROUTE_NAME)
     if isinstance(deps.storage, LocalStorage):
@@ -49,7 +59,7 @@ def create_app(deps: WebDeps) -> web.Application:
         app.router.add_get("/demo/{name}", demo_clip, name="demo")
     if deps.telegram is not None:
         app.router.add_post("/telegram", telegram_update, name="telegram")
-    if deps.wechat is not None:  # reads its body itself, capped at its own limit
+    if deps.wechat is not None:  # its own, smaller body limit on top of the server's
         from .wechat import wechat_get, wechat_post  # wechatpy only when WeChat is served
 
         app.router.add_get("/wechat", wechat_get, name="wechat_get")
@@ -58,8 +68,16 @@ def create_app(deps: WebDeps) -> web.Application:
         app.router.add_post("/payments/stripe", stripe_webhook, name="payments_stripe")
         app.router.add_post("/payments/creem", creem_webhook, name="payments_creem")
     app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")
     return app
+
+
+async def _probe_health(app: web.Application) -> AsyncIterator[None]:
+    """Runs the /healthz probe while the server runs."""
+    await app[HEALTH].start()
+    yield
+    await app[HEALTH].stop()
 
 
 async def _drain_handovers(app: web.Application) -> AsyncIterator[None]:

@@ -2,8 +2,9 @@
 
 Verify, parse, hand over, answer at once:
 1. the provider must be one we run (else 404);
-2. `job` and `token` must be the pair `JobService.callback_url` minted (else 401, before the
-   body is even read: nothing is parsed, scheduled or changed);
+2. `job` and `token` must be the pair `JobService.callback_url` minted (else 401: nothing is
+   parsed, scheduled or changed; the body was only read, within the size and time limits, by
+   `body_middleware`);
 3. the body (at most `max_body_bytes`, else 413) goes to the provider's own parser, which
    checks the provider's signature where it signs (`BadSignature`: 401; unreadable: 400);
 4. the hint is handed to `JobService.on_callback` in the background and the answer is 200

@@ -26,13 +26,12 @@ import time
 from collections.abc import Awaitable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx
-from generation.tables import jobs
+from core.db import read
+from generation import state_counts
 from providers import CallbackHint, Provider, ProviderError, TaskRequest, TaskStatus
-from wallet.tables import ledger
+from wallet import queries
 
 __all__ = ["CALLBACK_OUTCOMES", "JOB_STATES", "Metrics", "TimedProvider"]
 
@@ -88,11 +87,9 @@ class Metrics:
     async def refresh(self, engine: AsyncEngine) -> None:
         """Reads jobs by state and ledger entries by kind; on failure keeps the old values."""
         try:
-            async with asyncio.timeout(REFRESH_TIMEOUT_SECONDS), read_tx(engine) as conn:
-                states = (await conn.execute(
-                    select(jobs.c.state, func.count()).group_by(jobs.c.state))).all()
-                kinds = (await conn.execute(
-                    select(ledger.c.kind, func.count()).group_by(ledger.c.kind))).all()
+            async with asyncio.timeout(REFRESH_TIMEOUT_SECONDS), read(engine) as conn:
+                states = (await state_counts(conn)).items()
+                kinds = (await queries.ledger_by_kind(conn)).items()
         except Exception as exc:  # a scrape must still answer when the database is down
             log.warning("metrics: cannot read jobs and ledger counts: %s", type(exc).__name__)
             self.refresh_errors.inc()
@@ -116,6 +113,8 @@ class TimedProvider:
     def __init__(self, inner: Provider, metrics: Metrics) -> None:
         self.inner = inner
         self.name = inner.name
+        # For crash recovery (generation.sweeps.recover): the demo's tasks live in the process.
+        self.tasks_die_with_process = bool(getattr(inner, "tasks_die_with_process", False))
         self._metrics = metrics
 
     def __repr__(self) -> str:

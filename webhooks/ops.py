@@ -1,19 +1,21 @@
-"""Operator routes: `GET /healthz` (is the database reachable?) and `GET /metrics`."""
+"""Operator routes: `GET /healthz` (liveness), `GET /readyz` (readiness) and `GET /metrics`.
+
+`/healthz` answers from the background probe (`health.HealthProbe`): 200 while the last
+successful database round trip is recent, 503 after; it never waits on the database itself.
+`/readyz` makes a round trip now, within `HEALTH_TIMEOUT_SECONDS`: 200 or 503.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
-from core.db import read_tx
+from ._deps import DEPS, HEALTH
+from .health import round_trip
 
-from ._deps import DEPS
-
-__all__ = ["HEALTH_TIMEOUT_SECONDS", "healthz", "metrics"]
+__all__ = ["HEALTH_TIMEOUT_SECONDS", "healthz", "metrics", "readyz"]
 
 log = logging.getLogger("webhooks")
 
@@ -21,16 +23,20 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Answers 200 if the database answers `SELECT 1` in time, else 503."""
-    engine = request.app[DEPS].engine
+    """Answers 200 if the background probe reached the database recently, else 503."""
+    probe = request.app[HEALTH]
+    if probe.healthy:
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "unavailable"}, status=503)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Answers 200 if the database answers `SELECT 1` in time now, else 503."""
     try:
-        # read_tx: on SQLite a plain connection would BEGIN IMMEDIATE and queue for the write
-        # lock behind every writer; a read transaction takes no lock.
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), read_tx(engine) as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # whatever the driver raises, the answer is "not healthy"
+        await round_trip(request.app[DEPS].engine, HEALTH_TIMEOUT_SECONDS)
+    except Exception as exc:  # whatever the driver raises, the answer is "not ready"
         # The type only: driver messages can carry the database URL.
-        log.warning("healthz: database unreachable: %s", type(exc).__name__)
+        log.warning("readyz: database unreachable: %s", type(exc).__name__)
         return web.json_response({"status": "unavailable"}, status=503)
     return web.json_response({"status": "ok"})
 

@@ -21,12 +21,15 @@ import hmac
 import json
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from telegram import Bot, Update
 
 from ._deps import DEPS
 from ._errors import Busy, NotFound, Unauthorized, WebError
+
+if TYPE_CHECKING:
+    from telegram import Bot
 
 __all__ = ["SECRET_HEADER", "TelegramWebhook", "telegram_update"]
 
@@ -72,6 +75,8 @@ class TelegramWebhook:
         bot, queue = self._bot, self._queue
         if bot is None or queue is None or queue.qsize() >= self.max_pending:
             return False
+        from telegram import Update  # loaded already: the attached bot is python-telegram-bot's
+
         update = Update.de_json(data, bot)
         queue.put_nowait(update)
         return True

@@ -8,8 +8,9 @@ handed to the channel.
 
 Every request carries `signature` = sha1 of the sorted token, `timestamp` and `nonce`
 (`wechatpy.utils.check_signature`); a bad or missing one gets 403 and nothing else happens.
-`GET` is WeChat's URL check: it echoes `echostr`. A `POST` body is read with a cap: more than
-`max_body_bytes` gets 413 without the rest being read (WeChat's messages are a few KB). In safe
+`GET` is WeChat's URL check: it echoes `echostr`. A `POST` body over `max_body_bytes` gets 413
+(WeChat's messages are a few KB); the server's body middleware has read it within `[http]
+max_body_bytes` and the body timeout before the route runs. In safe
 mode (`encrypt_type=aes`) the body is an envelope checked against `msg_signature` and decrypted
 by `wechatpy.crypto.WeChatCrypto`; a bad one gets 403, and without `WECHAT_AES_KEY` the route
 cannot read it (403 as well: it is not ours to read). The XML is parsed by
@@ -46,7 +47,6 @@ __all__ = ["SUCCESS", "WeChatSink", "WeChatWebhook", "wechat_get", "wechat_post"
 log = logging.getLogger("webhooks.wechat")
 
 SUCCESS = "success"  # WeChat's "received, nothing to say"
-_CHUNK = 16_384
 
 
 class TooLarge(WebError):
@@ -174,16 +174,13 @@ async def wechat_post(request: web.Request) -> web.Response:
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes:
-    """The body, refused with 413 past `cap` bytes: by its Content-Length before reading, or
-    as soon as a chunked body grows past it."""
+    """The body, refused with 413 past `cap` bytes. `body_middleware` has read it already,
+    within the server's `[http] max_body_bytes` and body timeout (so nothing larger is ever
+    buffered); a Content-Length over `cap` is refused without looking at the body."""
     declared = request.content_length
     if declared is not None and declared > cap:
         raise TooLarge("body too large")
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise TooLarge("body too large")
-        parts.append(chunk)
-    return b"".join(parts)
+    body = await request.read()
+    if len(body) > cap:
+        raise TooLarge("body too large")
+    return body

@@ -22,7 +22,7 @@ Errors (`errcode`), mapped once in `wechat_error` onto the channel's tree:
      ├── RetryLater       45009 API quota (back off a minute), -1 system busy
      ├── Blocked          43004 the user no longer follows the account
      ├── Undeliverable    bad openid, media id, type or size: sending again cannot help
-     ├── HoldForUser      wait for the user's next message (the dispatcher keeps the message)
+     ├── Held ─ HoldForUser  wait for the user's next message (the dispatcher keeps the row)
      │    ├── WindowClosed     45015 outside the 48 h customer-service window
      │    ├── QuotaExhausted   45047 customer-service quota used up for this user message
      │    └── PassiveOnly      48001 the account may not call this API (passive replies only)
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from bot.channel import Blocked, ChannelError, RetryLater, Undeliverable
+from bot.channel import Blocked, ChannelError, Held, RetryLater, Undeliverable
 from handlers.types import AttachmentTooLarge
 
 __all__ = [
@@ -75,7 +75,7 @@ class WeChatApiError(ChannelError):
         self.errcode = errcode
 
 
-class HoldForUser(ChannelError):
+class HoldForUser(Held):
     """The message cannot go now, but can once the user writes again: keep it until then."""
 
     reason = "hold"

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.answer import split_text
 from bot.channel import ChannelError, Undeliverable
 from core.config import WechatConfig
 from core.db import utcnow
@@ -49,7 +50,6 @@ from storage import ObjectNotFound, Storage, StorageError
 from . import _peers
 from ._api import PassiveOnly, QuotaExhausted, WeChatApi, WindowClosed
 from ._media import MediaError, fit_image, fit_video
-from ._text import split_utf8
 
 __all__ = ["TRANSCODE_INPUT_LIMIT", "PassiveSink", "WeChatChannel"]
 
@@ -162,9 +162,14 @@ class WeChatChannel:
         return True
 
     async def _texts(self, openid: str, text: str, *, essential: bool = True) -> None:
-        for part in split_utf8(text, self.config.text_limit_bytes):
-            if not await self._slot(openid, essential,
-                                    lambda p=part: self.api.send_text(openid, p)):
+        for part in split_text(text, self.config.text_limit_bytes):
+            if not part.strip():
+                continue  # WeChat refuses an empty text (44004)
+
+            async def op(piece: str = part) -> None:
+                await self.api.send_text(openid, piece)
+
+            if not await self._slot(openid, essential, op):
                 return
 
     async def _video(self, openid: str, media: Media) -> None:

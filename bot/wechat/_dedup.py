@@ -10,7 +10,7 @@ The first try to INSERT the key handles the message; any other try (WeChat's ret
 instance or another) reads the row and, while it still says `working`, polls it until the first
 try settles it or its own time is up. A plain INSERT that fails on the primary key is the one
 portable "claim" on SQLite and PostgreSQL alike, and it is its own transaction, so nothing else
-is rolled back with it. Each function is one crossing to the driver (`run_write`/`run_read`):
+is rolled back with it. Each function is one crossing to the driver (`core.db.write`/`read`):
 on SQLite one thread hop instead of one per statement, which is most of a message's cost.
 
 A try whose instance dies while `working` leaves the row so: later tries answer `success` (or
@@ -31,7 +31,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_read, run_write
+from core.db import read, write
 
 from ._inbox_tables import wechat_inbound
 
@@ -72,7 +72,7 @@ async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
         return also(conn) if also is not None else False
 
     try:
-        return None, await run_write(engine, op)
+        return None, await write(engine, op)
     except IntegrityError:
         seen = await peek(engine, key)
         if seen is not None:
@@ -85,8 +85,7 @@ async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
 
 
 async def peek(engine: AsyncEngine, key: str) -> Seen | None:
-    row = await run_read(engine, lambda conn: conn.execute(_PEEK, {"k": key}).first(),
-                         inline=True)
+    row = await read(engine, lambda conn: conn.execute(_PEEK, {"k": key}).first())
     return None if row is None else Seen(row.status, row.reply)
 
 
@@ -101,7 +100,7 @@ async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, 
         if also is not None:
             also(conn)
 
-    await run_write(engine, op)
+    await write(engine, op)
 
 
 async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
@@ -127,5 +126,5 @@ async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
 async def purge(engine: AsyncEngine, now: datetime) -> int:
     """Deletes the rows past their expiry; returns how many."""
     query = delete(wechat_inbound).where(wechat_inbound.c.expires_at < now)
-    result = await run_write(engine, lambda conn: conn.execute(query))
+    result = await write(engine, lambda conn: conn.execute(query))
     return int(result.rowcount or 0)

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_read, run_write
+from core.db import read, write
 from handlers.types import Button, Media, Outbound, Picture, Text
 
 from ._dedup import SETTLE
@@ -84,7 +84,7 @@ async def hold(engine: AsyncEngine, openid: str, messages: Sequence[Outbound],
     if not messages:
         return
     rows = [{"openid": openid, "body": dump(m), "created_at": now} for m in messages]
-    await run_write(engine, lambda conn: conn.execute(insert(wechat_held), rows))
+    await write(engine, lambda conn: conn.execute(insert(wechat_held), rows))
 
 
 async def pending(engine: AsyncEngine, openid: str) -> int:
@@ -92,8 +92,7 @@ async def pending(engine: AsyncEngine, openid: str) -> int:
 
 
 async def _held(engine: AsyncEngine, openid: str) -> list[Any]:
-    return await run_read(engine, lambda conn: list(conn.execute(_HELD, {"o": openid})),
-                          inline=True)
+    return await read(engine, lambda conn: list(conn.execute(_HELD, {"o": openid})))
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -168,7 +167,7 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
             also(conn)
         return text
 
-    return await run_write(engine, op)
+    return await write(engine, op)
 
 
 async def deliver_held(engine: AsyncEngine, openid: str,
@@ -179,6 +178,6 @@ async def deliver_held(engine: AsyncEngine, openid: str,
     for row in await _held(engine, openid):
         await send(load(row.body))
         query = delete(wechat_held).where(wechat_held.c.id == row.id)
-        await run_write(engine, lambda conn, q=query: conn.execute(q))  # type: ignore[misc]
+        await write(engine, lambda conn, q=query: conn.execute(q))  # type: ignore[misc]
         sent += 1
     return sent

@@ -16,8 +16,8 @@ The openid (`FromUserName`) is the address: `open_account("wechat", openid)` is 
 A user's photo is fetched through the API by `MediaId` (`media/get`); when that fails the
 `PicUrl` WeChat gave is fetched instead, under the relay's address rules
 (`storage._urlsafety.check_url`: https only, public addresses only, pinned against DNS
-rebinding; `[generation] allow_hosts` exempt) and without following redirects. Both stop at the
-conversation's size limit.
+rebinding; `[generation] allow_hosts` as `allow_list` reads them) and without following
+redirects. Both stop at the conversation's size limit.
 
 `dedup_key` names a message for exactly-once handling: `m:<MsgId>` (WeChat's MsgId is unique
 per account); events have no MsgId (wechatpy gives 0) and use the sender and CreateTime (and

@@ -28,17 +28,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.answer import Answerer
 from bot.app import App, StartupError
 from bot.channel import ChannelError
 from bot.ordering import Turns
 from core.config import Secrets
-from core.db import read_tx
+from core.db import read
 from handlers.messages import language_of, t
 from handlers.types import Capabilities, Inbound, Outbound, Text
-from wallet.tables import identities, users
+from storage._urlsafety import allow_list
+from wallet import queries
 
 from . import _held, _peers
 from ._api import WeChatApi
@@ -123,7 +122,7 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
     async def wrote(openid: str) -> None:
         await _peers.user_wrote(engine, openid, now=clock())
 
-    allow = frozenset(config.generation.allow_hosts)
+    allow = allow_list(config.generation.allow_hosts)
     inbox = WeChatInbox(
         engine=engine, answer=answer, send=channel.send,
         render=TextRenderer(app.storage, link_ttl=config.storage.link_ttl_seconds),
@@ -163,10 +162,7 @@ async def create_menu(api: WeChatApi, lang: str) -> None:
 
 async def user_language(app: App, openid: str) -> str:
     """The language the user chose, else Chinese."""
-    async with read_tx(app.engine) as conn:
-        stored = (await conn.execute(
-            select(users.c.language).select_from(
-                identities.join(users, users.c.id == identities.c.user_id))
-            .where(identities.c.channel == CHANNEL, identities.c.external_id == openid)
-        )).scalar_one_or_none()
+    async with read(app.engine) as conn:
+        user = await queries.find_user(conn, CHANNEL, openid)
+        stored = None if user is None else await queries.language(conn, user)
     return language_of(stored or WECHAT_LANGUAGE, app.config.app.default_language)

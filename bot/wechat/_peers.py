@@ -13,12 +13,13 @@ quota). So each send first takes a slot here (`take_slot`, one short write trans
 - `held`: after WeChat said 45015, 45047 or 48001 nothing more is tried until the user writes.
 
 `user_wrote` (the inbound side calls it for every message) opens the window again, resets the
-count and clears the hold. `give_back` returns a slot when a send failed before WeChat counted
-it (a network error, a refused upload).
+count, clears the hold and releases the user's held outbox rows to the dispatcher. `give_back`
+returns a slot when a send failed before WeChat counted it (a network error, a refused upload).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,7 +28,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db import read_tx, write_tx
+from bot._dispatch_sql import release_held
+from core.db import read, write
 
 from ._tables import wechat_peers
 
@@ -47,7 +49,7 @@ class Peer:
 
 
 async def peer(engine: AsyncEngine, openid: str) -> Peer | None:
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         row = (await conn.execute(select(
             wechat_peers.c.last_inbound_at, wechat_peers.c.cs_sent, wechat_peers.c.held)
             .where(wechat_peers.c.openid == openid))).first()
@@ -58,7 +60,7 @@ async def _upsert(engine: AsyncEngine, openid: str, now: datetime, **values: Any
     """Sets `values` on the openid's row, making it when missing (racing makers: one wins)."""
     for _ in range(2):
         try:
-            async with write_tx(engine) as conn:
+            async with write(engine) as conn:
                 done = await conn.execute(update(wechat_peers)
                                           .where(wechat_peers.c.openid == openid)
                                           .values(updated_at=now, **values))
@@ -71,9 +73,16 @@ async def _upsert(engine: AsyncEngine, openid: str, now: datetime, **values: Any
     raise RuntimeError(f"wechat_peers row for {openid!r} could not be written")
 
 
-async def user_wrote(engine: AsyncEngine, openid: str, *, now: datetime) -> None:
-    """The user sent a message: the window opens for 48 h, the quota starts again."""
+async def user_wrote(engine: AsyncEngine, openid: str, *, now: datetime,
+                     notify: Callable[[], None] | None = None) -> int:
+    """The user sent a message: the window opens for 48 h, the quota starts again, and the
+    outbox rows held for them are due now (`notify` wakes this process's dispatcher; others
+    find them on their next pass). Returns how many rows were released."""
     await _upsert(engine, openid, now, last_inbound_at=now, cs_sent=0, held=None)
+    released = await release_held(engine, channel="wechat", address=openid, now=now)
+    if released and notify is not None:
+        notify()
+    return released
 
 
 async def hold(engine: AsyncEngine, openid: str, reason: str, *, now: datetime) -> None:
@@ -93,7 +102,7 @@ async def take_slot(engine: AsyncEngine, openid: str, *, essential: bool, quota:
     limit = quota if essential else max(0, quota - reserve)
     for _ in range(2):
         try:
-            async with write_tx(engine) as conn:
+            async with write(engine) as conn:
                 row = await _locked(conn, openid)
                 if row is None:
                     if limit < 1:
@@ -118,7 +127,7 @@ async def take_slot(engine: AsyncEngine, openid: str, *, essential: bool, quota:
 
 async def give_back(engine: AsyncEngine, openid: str, *, now: datetime) -> None:
     """Returns a slot WeChat did not count (the send failed before it got there)."""
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         await conn.execute(update(wechat_peers)
                            .where(wechat_peers.c.openid == openid, wechat_peers.c.cs_sent > 0)
                            .values(cs_sent=wechat_peers.c.cs_sent - 1, updated_at=now))

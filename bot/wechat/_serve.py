@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wechatpy.messages import BaseMessage
 
 from bot.ordering import Turns
-from core.db import run_write
+from core.db import write
 from handlers.types import Inbound, Outbound, Text
 
 from . import _dedup, _held
@@ -205,7 +205,7 @@ class WeChatInbox:
         when the claim took it, is given back now that they are made."""
         give = self._give(openid, holder)
         if give is not None:
-            self._later(run_write(self._engine, give))
+            self._later(self._give_back(give))
         if work.cancelled():
             return
         answers = work.result()
@@ -213,6 +213,9 @@ class WeChatInbox:
             self._later(_held.hold(self._engine, openid, answers, self._clock()))
         else:
             self._later(self._deliver(openid, answers))
+
+    async def _give_back(self, give: Callable[[Connection], None]) -> None:
+        await write(self._engine, give)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A task kept until done (the loop holds tasks weakly); its error is logged."""

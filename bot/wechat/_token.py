@@ -34,7 +34,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx, utcnow, write_tx
+from core.db import read, utcnow, write
 
 from ._api import WeChatApiError, api_root, fetch_stable_token
 from ._tables import wechat_tokens
@@ -130,7 +130,7 @@ class TokenStore:
         return row.token
 
     async def _read(self) -> _Row | None:
-        async with read_tx(self._engine) as conn:
+        async with read(self._engine) as conn:
             found = (await conn.execute(
                 select(wechat_tokens.c.access_token, wechat_tokens.c.expires_at,
                        wechat_tokens.c.fetched_at)
@@ -142,7 +142,7 @@ class TokenStore:
         now = self._clock()
         t = wechat_tokens.c
         try:
-            async with write_tx(self._engine) as conn:
+            async with write(self._engine) as conn:
                 if seen is None:
                     await conn.execute(insert(wechat_tokens).values(
                         app_id=self._app_id, access_token="", lease_owner=self._owner,
@@ -178,6 +178,6 @@ class TokenStore:
             values.update(access_token=row.token, expires_at=row.expires_at,
                           fetched_at=row.fetched_at)
         t = wechat_tokens.c
-        async with write_tx(self._engine) as conn:
+        async with write(self._engine) as conn:
             await conn.execute(update(wechat_tokens).where(
                 and_(t.app_id == self._app_id, t.lease_owner == self._owner)).values(**values))

@@ -19,7 +19,7 @@ from bot.app import App, build_app, serve
 from bot.dispatcher import Dispatcher, DispatchPolicy
 from bot.telegram import ChatRateLimiter, TelegramBot, open_telegram
 from core.config import Secrets
-from core.db import read_tx, utcnow
+from core.db import read, utcnow
 from handlers import ChatDeps, Handlers
 from handlers.messages import t
 from handlers.tables import chats
@@ -44,7 +44,7 @@ class Stack:
     tg: TelegramFake
 
     async def user_id(self, telegram_id: int) -> int:
-        async with read_tx(self.app.engine) as conn:
+        async with read(self.app.engine) as conn:
             return int((await conn.execute(select(identities.c.user_id).where(
                 identities.c.channel == "telegram",
                 identities.c.external_id == str(telegram_id)))).scalar_one())
@@ -213,7 +213,7 @@ async def test_short_of_credits_cancel_and_a_failed_job(database: TestDatabase,
         cancelled = await bob.says("/cancel")
         assert t("en", "cancelled") in texts(cancelled)
         uid = await stack.user_id(2002)
-        async with read_tx(stack.app.engine) as conn:
+        async with read(stack.app.engine) as conn:
             step = (await conn.execute(select(chats.c.step).where(
                 chats.c.user_id == uid))).scalar_one()
         assert step == "idle"

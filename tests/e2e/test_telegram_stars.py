@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from handlers.messages import t
 from payments.tables import payments
@@ -57,20 +57,20 @@ def has_button(data: str) -> Callable[[Call], bool]:
 
 
 async def user_id(svc: Service, telegram_id: int) -> int:
-    async with read_tx(svc.app.engine) as conn:
+    async with read(svc.app.engine) as conn:
         return int((await conn.execute(select(identities.c.user_id).where(
             identities.c.channel == "telegram",
             identities.c.external_id == str(telegram_id)))).scalar_one())
 
 
 async def outbox_kinds(svc: Service, uid: int) -> list[str]:
-    async with read_tx(svc.app.engine) as conn:
+    async with read(svc.app.engine) as conn:
         return list((await conn.execute(select(outbox.c.kind).where(
             outbox.c.user_id == uid).order_by(outbox.c.id))).scalars())
 
 
 async def order_state(svc: Service, charge_id: str) -> tuple[str, int]:
-    async with read_tx(svc.app.engine) as conn:
+    async with read(svc.app.engine) as conn:
         row = (await conn.execute(select(payments.c.state, payments.c.refunded).where(
             payments.c.charge_id == charge_id))).one()
     return row.state, row.refunded

@@ -24,7 +24,7 @@ from bot.dispatcher import Dispatcher, DispatchPolicy
 from bot.wechat import WeChatInbox
 from bot.wechat._inbox_tables import wechat_held, wechat_inbound
 from core.config import Secrets
-from core.db import read_tx
+from core.db import read
 from handlers.messages import t
 from handlers.tables import chats
 from providers import Provider, TaskRequest, TaskState, TaskStatus
@@ -45,7 +45,7 @@ class Stack:
     inbox: WeChatInbox
 
     async def user_id(self, openid: str) -> int:
-        async with read_tx(self.app.engine) as conn:
+        async with read(self.app.engine) as conn:
             return int((await conn.execute(select(identities.c.user_id).where(
                 identities.c.channel == "wechat",
                 identities.c.external_id == openid))).scalar_one())
@@ -109,7 +109,7 @@ class Person:
 
     async def chooses(self, data: str) -> list[str]:
         """Answers the numbered menu last shown with the number of the choice `data`."""
-        async with read_tx(self.stack.app.engine) as conn:
+        async with read(self.stack.app.engine) as conn:
             menu = (await conn.execute(select(chats.c.menu).where(
                 chats.c.user_id == await self.stack.user_id(self.openid)))).scalar_one()
         matches = [n for n, d in enumerate(menu or [], 1) if d.startswith(data)]
@@ -147,7 +147,7 @@ class Person:
         raise AssertionError(f"never reached the confirmation: {answer}")
 
     async def menu(self) -> list[str]:
-        async with read_tx(self.stack.app.engine) as conn:
+        async with read(self.stack.app.engine) as conn:
             menu = (await conn.execute(select(chats.c.menu).where(
                 chats.c.user_id == await self.stack.user_id(self.openid)))).scalar_one()
         return list(menu or [])
@@ -253,7 +253,7 @@ async def passive_video(stack: Stack, wx: WeChatFake) -> None:
 
 
 async def held(stack: Stack) -> int:
-    async with read_tx(stack.app.engine) as conn:
+    async with read(stack.app.engine) as conn:
         return int((await conn.execute(select(func.count()).select_from(wechat_held)))
                    .scalar_one())
 
@@ -323,7 +323,7 @@ async def test_a_retried_message_across_two_replicas_is_acted_on_once(
         assert replies[0] is not None
         assert str(gil) in replies[0]
         assert (await one.app.wallet.balance(gil)).available == 15  # granted once
-        async with read_tx(one.app.engine) as conn:
+        async with read(one.app.engine) as conn:
             rows = (await conn.execute(select(func.count()).select_from(wechat_inbound)))
             assert rows.scalar_one() == 3  # two /starts and one /grant
 

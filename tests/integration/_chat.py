@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.app import App, build_app, serve
 from core.config import Config, Secrets, load_config
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Job
 from handlers import (
@@ -111,7 +111,7 @@ class Harness:
         return job
 
     async def outbox(self, user_id: int) -> list[tuple[str, dict[str, Any]]]:
-        async with read_tx(self.app.engine) as conn:
+        async with read(self.app.engine) as conn:
             rows = (await conn.execute(select(outbox.c.kind, outbox.c.payload).where(
                 outbox.c.user_id == user_id).order_by(outbox.c.id))).all()
         return [(r.kind, r.payload) for r in rows]
@@ -148,7 +148,9 @@ async def chatting(database: TestDatabase, tmp_path: Path, *,
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = chat_config(database, tmp_path / "data", url, env, **changes)
-        async with build_app(config, Secrets({}), clock=clock, providers=providers,
+        # Signing secrets set: a harness with a real provider's model is not a demo.
+        secrets = Secrets({"PROVIDER_CALLBACK_SECRET": "p" * 40, "MEDIA_LINK_SECRET": "m" * 40})
+        async with build_app(config, secrets, clock=clock, providers=providers,
                             http=http) as app, \
                 serve(app.web_app, sock=sock):
             handlers = Handlers(ChatDeps(

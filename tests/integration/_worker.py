@@ -1,7 +1,8 @@
 """A child process for wallet tests that need other OS processes.
 
-    python -m tests.integration._worker holds URL USER_ID N
-        N concurrent holds of 1 credit; prints {"ok": k, "short": m} as JSON.
+    python -m tests.integration._worker holds URL USER_ID N [plain]
+        N concurrent holds of 1 credit; prints {"ok": k, "short": m, "ids": [...]} as JSON.
+        With `plain`, on an engine made by SQLAlchemy's own create_async_engine.
     python -m tests.integration._worker script URL KILL_AT
         runs SCRIPT, printing "done <i>" after each operation commits, and SIGKILLs itself
         just before the KILL_AT-th database call (statement or COMMIT); 0 never kills.
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.db import create_engine, sqlite_twin
 from wallet import InsufficientCredits, Wallet
@@ -129,26 +130,27 @@ async def _script(url: str, kill_at: int) -> None:
     await engine.dispose()
 
 
-async def _holds(url: str, uid: int, n: int) -> None:
-    engine = create_engine(url, pool_size=10, max_overflow=0)
+async def _holds(url: str, uid: int, n: int, plain: bool) -> None:
+    engine = (create_async_engine(url) if plain
+              else create_engine(url, pool_size=10, max_overflow=0))
     wallet = Wallet(engine)
     tag = uuid.uuid4().hex
 
-    async def one(i: int) -> bool:
+    async def one(i: int) -> int | None:
         try:
-            await wallet.hold(uid, 1, ref=f"{tag}:{i}")
-            return True
+            return (await wallet.hold(uid, 1, ref=f"{tag}:{i}")).id
         except InsufficientCredits:
-            return False
+            return None
 
-    results = await asyncio.gather(*(one(i) for i in range(n)))
+    results = [r for r in await asyncio.gather(*(one(i) for i in range(n))) if r is not None]
     await engine.dispose()
-    print(json.dumps({"ok": sum(results), "short": n - sum(results)}), flush=True)
+    print(json.dumps({"ok": len(results), "short": n - len(results), "ids": results}),
+          flush=True)
 
 
 def main(argv: list[str]) -> None:
     if argv[0] == "holds":
-        asyncio.run(_holds(argv[1], int(argv[2]), int(argv[3])))
+        asyncio.run(_holds(argv[1], int(argv[2]), int(argv[3]), argv[4:] == ["plain"]))
     elif argv[0] == "script":
         asyncio.run(_script(argv[1], int(argv[2])))
     else:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from bot.app import App, StartupError, build_app, serve
 from core.config import Config, Secrets, load_config
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Job
 from storage import LocalStorage, new_key
@@ -90,7 +90,7 @@ async def finished(app: App, job_id: int) -> Job:
 
 
 async def outbox_kinds(app: App, user_id: int) -> list[str]:
-    async with read_tx(app.engine) as conn:
+    async with read(app.engine) as conn:
         return list((await conn.execute(select(outbox.c.kind).where(
             outbox.c.user_id == user_id).order_by(outbox.c.id))).scalars())
 
@@ -100,7 +100,7 @@ async def test_a_demo_job_completes_through_the_real_server(database: TestDataba
     async with running(database, tmp_path) as run:
         app = run.app
         assert (await run.client.get("/healthz")).status_code == 200
-        assert "127.0.0.1" in app.jobs.config.allow_hosts  # our own host, for the demo
+        assert run.url in app.jobs.config.allow_hosts  # our own origin, for the demo
         assert app.scheduler.running
         assert set(app.scheduler.names) >= {"poll_due", "fail_overdue", "reap_holds",
                                             "expire_grants", "cleanup", "purge_demo_clips",
@@ -176,7 +176,13 @@ async def test_an_enabled_model_without_its_key_stops_the_start(database: TestDa
     with pytest.raises(StartupError, match="KIE_API_KEY"):
         async with build_app(config, Secrets({})):
             pass
-    async with build_app(config, Secrets({"KIE_API_KEY": "k" * 20})) as app:
+    # Not a demo any more (a real provider): the signing secrets must be set too.
+    with pytest.raises(StartupError, match="PROVIDER_CALLBACK_SECRET"):
+        async with build_app(config, Secrets({"KIE_API_KEY": "k" * 20})):
+            pass
+    async with build_app(config, Secrets({"KIE_API_KEY": "k" * 20,
+                                          "PROVIDER_CALLBACK_SECRET": "p" * 40,
+                                          "MEDIA_LINK_SECRET": "m" * 40})) as app:
         assert sorted(app.providers) == ["demo", "kie"]
         assert app.catalogue.get("sora2-kie").provider == "kie"
 

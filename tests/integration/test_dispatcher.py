@@ -14,9 +14,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import _dispatch_sql as sql
-from bot.channel import Blocked, ChannelError, RetryLater, Undeliverable
+from bot.channel import Blocked, ChannelError, Held, RetryLater, Undeliverable
 from bot.dispatcher import Dispatcher, DispatchPolicy
-from core.db import new_id, read_tx, write_tx
+from core.db import new_id, read, write
 from core.outbox import enqueue, outbox
 from generation.tables import jobs
 from handlers.tables import chats, job_messages
@@ -91,7 +91,7 @@ def dispatcher(engine: AsyncEngine, channel: Recorder, clock: FakeClock,
 
 async def queue(engine: AsyncEngine, clock: FakeClock, user_id: int, kind: str = "say",
                 **payload: Any) -> None:
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         await enqueue(conn, user_id=user_id, kind=kind, payload=payload, now=clock())
 
 
@@ -99,7 +99,7 @@ async def rows(engine: AsyncEngine, user_id: int | None = None) -> list[Any]:
     query = select(outbox).order_by(outbox.c.id)
     if user_id is not None:
         query = query.where(outbox.c.user_id == user_id)
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         return list((await conn.execute(query)).all())
 
 
@@ -212,13 +212,13 @@ async def test_a_blocked_user_gets_nothing_more_until_they_write_again(
     await d.run_once()
     assert [r.state for r in await rows(engine, ann)] == ["blocked", "pending", "pending"]
     assert channel.log == [("200", "b0")]
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         assert (await conn.execute(select(chats.c.blocked_at).where(
             chats.c.user_id == ann))).scalar() == clock()
     clock.advance(minutes=5)
     assert await d.run_once() == 0
     assert channel.calls == 2
-    async with write_tx(engine) as conn:  # the user writes again: the handlers clear it
+    async with write(engine) as conn:  # the user writes again: the handlers clear it
         await conn.execute(update(chats).where(chats.c.user_id == ann).values(blocked_at=None))
     assert await d.run_once() == 2
     assert [t for a, t in channel.log if a == "100"] == ["a1", "a2"]
@@ -313,7 +313,7 @@ async def test_users_of_channels_not_served_here_are_left_alone(
 async def add_job(engine: AsyncEngine, clock: FakeClock, user_id: int,
                   state: str = "generating") -> int:
     now: datetime = clock()
-    async with write_tx(engine) as conn:
+    async with write(engine) as conn:
         result = await conn.execute(insert(jobs).values(
             user_id=user_id, model_id="demo-i2v", provider="demo", kind="image-to-video",
             prompt="p", inputs=[], credits=1, state=state, deadline_at=now + timedelta(hours=1),
@@ -345,7 +345,7 @@ async def test_status_messages_are_edited_only_when_what_they_show_changes(
     assert await d.update_statuses() == 0  # failed: the old key is back, so it tries again
     assert await d.update_statuses() == 1
     assert channel.edits[-1] == ("100", "m1", "Generating 80%")
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         assert (await conn.execute(select(job_messages.c.shown).where(
             job_messages.c.job_id == job))).scalar() == "generating:80"
 
@@ -365,7 +365,7 @@ async def test_the_background_loop_delivers_and_stops_cleanly(
     channel = Recorder()
     d = Dispatcher(engine=engine, handlers=Renderer(), channels={"telegram": channel})
     async with d:
-        async with write_tx(engine) as conn:
+        async with write(engine) as conn:
             await enqueue(conn, user_id=uid, kind="say", payload={"text": "live"},
                           now=datetime.now().astimezone())
         d.notify()
@@ -409,3 +409,30 @@ async def test_stopping_waits_for_the_message_in_flight_and_sends_no_more(
     assert channel.log == [("100", "first")]
     first, second = await rows(engine, uid)
     assert (first.state, second.state, second.attempts) == ("sent", "pending", 0)
+
+
+async def test_held_rows_wait_for_the_user_and_never_expire(engine: AsyncEngine, wallet: Wallet,
+                                                            clock: FakeClock) -> None:
+    ann = await wallet.open_account("wechat", "oAnn")
+    bob = await wallet.open_account("wechat", "oBob")
+    await queue(engine, clock, ann, kind="two", text="result")
+    await queue(engine, clock, ann, text="credits")
+    channel = Recorder("wechat")
+    channel.fail.extend([None, Held("outside the window")])  # the second part is refused
+    d = dispatcher(engine, channel, clock, max_age=timedelta(days=3))
+    await d.run_once()
+    channel.fail.append(Held("outside the window"))  # as WeChat keeps refusing the user
+    await d.run_once()
+    states = [(r.state, r.payload.get("_sent_parts")) for r in await rows(engine, ann)]
+    assert states == [("held", 1), ("held", None)]
+    await queue(engine, clock, bob, text="bob's")  # other users are not held up
+    await d.run_once()
+    assert channel.log == [("oAnn", "result/1"), ("oBob", "bob's")]
+    clock.advance(days=4)  # past max_age: held rows do not expire
+    assert await d.run_once() == 0
+    assert [r.state for r in await rows(engine, ann)] == ["held", "held"]
+    assert await sql.release_held(engine, channel="wechat", address="oAnn", now=clock()) == 2
+    assert await sql.release_held(engine, channel="wechat", address="oBob", now=clock()) == 0
+    assert await d.run_once() == 2
+    assert [t for a, t in channel.log if a == "oAnn"] == ["result/1", "result/2", "credits"]
+    assert [r.state for r in await rows(engine, ann)] == ["sent", "sent"]

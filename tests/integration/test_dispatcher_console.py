@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.console import ConsoleChannel, FileAttachment, lang_hint
 from bot.dispatcher import Dispatcher
-from core.db import write_tx
+from core.db import write
 from core.outbox import enqueue
 from handlers.messages import t
 from handlers.types import AttachmentTooLarge, Button, Invoice, Media, Outbound, Picture, Text
@@ -143,7 +143,7 @@ async def test_results_are_saved_and_their_paths_printed_through_the_dispatcher(
     })
     uid = await wallet.open_account("console", "console")
     for kind in ("job.completed", "chart", "stars"):
-        async with write_tx(engine) as conn:
+        async with write(engine) as conn:
             await enqueue(conn, user_id=uid, kind=kind, payload={}, now=clock())
     printed: list[str] = []
     ch = console(storage, tmp_path, printed)

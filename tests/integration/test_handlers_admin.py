@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from core.config import Secrets
-from handlers import Inbound, Invoice, Picture, StarsPayment, Text
-from payments import Payments
+from handlers import Inbound, Picture, StarsPayment, Text
+from payments import Payments, StarsInvoice
 from tests.factories import TestDatabase
 from tests.integration._chat import chatting, texts
 from tests.integration.test_handlers_commands import FakeTopUp
@@ -145,8 +145,9 @@ async def test_user_and_stats_show_payments(database: TestDatabase, tmp_path: Pa
                        secrets=Secrets({}), http=h.app.http, clock=h.clock)
         user_pay = h.with_deps(topup=pay)
         invoice = await pay.checkout(user_id=await user.id(), channel="telegram",
-                                     package_id="starter", method="stars")
-        assert isinstance(invoice, Invoice)
+                                     package_id="starter", method="stars", title="100 credits",
+                                     description="d")
+        assert isinstance(invoice, StarsInvoice)
         paid = StarsPayment(charge_id="tg-charge-1", payload=invoice.payload, currency="XTR",
                             total_amount=invoice.stars)
         out = await user_pay.handle(Inbound(channel="telegram", address="100", payment=paid))

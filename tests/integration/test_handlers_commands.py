@@ -12,6 +12,7 @@ import pytest
 
 from core.config import ChatConfig
 from handlers import Invoice, StarsPayment, Text
+from payments import StarsInvoice
 from tests.factories import TestDatabase
 from tests.integration._chat import buttons, chatting, choices, texts
 
@@ -137,12 +138,11 @@ class FakeTopUp:
     def methods(self, channel: str) -> list[str]:
         return self.offered if channel == "telegram" else ["stripe"]
 
-    async def checkout(self, *, user_id: int, channel: str, package_id: str,
-                       method: str) -> str | Invoice:
-        self.calls.append(("checkout", package_id, method))
+    async def checkout(self, *, user_id: int, channel: str, package_id: str, method: str,
+                       title: str, description: str) -> str | StarsInvoice:
+        self.calls.append(("checkout", package_id, method, title, description))
         if method == "stars":
-            return Invoice(title="100 credits", description="d", payload=f"{package_id}:1",
-                           stars=250)
+            return StarsInvoice(payload=f"{package_id}:1", stars=250, package_id=package_id)
         return f"https://pay.example/{package_id}"
 
     async def stars_paid(self, user_id: int, payment: StarsPayment) -> int:
@@ -172,6 +172,12 @@ async def test_topup_with_payments(database: TestDatabase, tmp_path: Path) -> No
         [invoice] = await user.press("$:starter:stars")
         assert isinstance(invoice, Invoice)
         assert invoice.stars == 250
+        # The chat writes the item's words (payments returns data): on the invoice, and for
+        # the payment page through the checkout call.
+        assert invoice.title == "100 VideoFly credits"
+        assert invoice.description == "100 credits for making videos, valid for 365 days."
+        assert pay.calls[0] == ("checkout", "starter", "stripe", invoice.title,
+                                invoice.description)
         assert "out of date" in texts(await user.press("$:starter:paypal"))
         assert "out of date" in texts(await user.press("p:nope"))
         pay.offered = ["stars"]  # one way to pay: straight to the checkout
@@ -213,8 +219,8 @@ async def test_outbox_messages_from_other_packages_render(database: TestDatabase
 
 
 class BrokenTopUp(FakeTopUp):
-    async def checkout(self, *, user_id: int, channel: str, package_id: str,
-                       method: str) -> str | Invoice:
+    async def checkout(self, *, user_id: int, channel: str, package_id: str, method: str,
+                       title: str, description: str) -> str | StarsInvoice:
         raise RuntimeError("stripe said no: sk_live_SECRET")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from core.db import write_tx
+from core.db import write
 from generation.tables import jobs
 from handlers import Media, Outbound, Text
 from handlers.state import Step
@@ -118,7 +118,7 @@ async def test_status_line_and_status_message(database: TestDatabase, tmp_path: 
                                             ("generating", 40, "generating:40", "40%"),
                                             ("generating", None, "generating", "generated"),
                                             ("uploading", 100, "uploading", "almost ready")):
-            async with write_tx(h.app.engine) as conn:  # the job's states, set by hand
+            async with write(h.app.engine) as conn:  # the job's states, set by hand
                 await conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                     state=state, progress=progress))
             status = await h.handlers.job_status(job_id)
@@ -282,7 +282,7 @@ async def test_too_many_jobs_names_the_limit_and_writing_unblocks(database: Test
         await to_confirm(user)
         uid = await user.id()
         now = h.clock()
-        async with write_tx(h.app.engine) as conn:  # a job of the user's still running
+        async with write(h.app.engine) as conn:  # a job of the user's still running
             await conn.execute(insert(jobs).values(
                 user_id=uid, model_id="demo-i2v", provider="demo", kind="image-to-video",
                 prompt="p", inputs=[], credits=1, state="generating", deadline_at=now,

@@ -1,10 +1,10 @@
 """The chat's hot path (bench/telegram.py): /balance is one read and, most of the time, no write.
 
 Checked on the statements the database sees (a `before_cursor_execute` listener on the async
-engine and, on SQLite, on the twin engine `run_read`/`run_write` use): no write for a command
+engine and, on SQLite, on the twin engine `read`/`write` use): no write for a command
 that changes nothing unless `last_seen_at` is a minute old or the row says blocked; the balance
 read with the user is exactly `Wallet.balance`, never a stale one (first contact's bonus, a
-grant between two updates); `Wallet.balance_on` inside `run_read` equals `Wallet.balance`."""
+grant between two updates); `Wallet.balance_on` inside `read` equals `Wallet.balance`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read_tx, run_read, sqlite_twin, write_tx
+from core.db import read, sqlite_twin, write
 from handlers.state import SEEN_STEP
 from handlers.tables import chats
 from tests.factories import TestDatabase
@@ -48,7 +48,7 @@ def writes(seen: list[str]) -> list[str]:
 
 
 async def last_seen(engine: AsyncEngine, uid: int) -> Any:
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         return (await conn.execute(select(chats.c.last_seen_at, chats.c.blocked_at)
                                    .where(chats.c.user_id == uid))).one()
 
@@ -84,7 +84,7 @@ async def test_a_blocked_user_who_writes_is_unblocked_at_once(database: TestData
         user = h.user()
         await user.send("/start")
         uid = await user.id()
-        async with write_tx(h.app.engine) as conn:
+        async with write(h.app.engine) as conn:
             await conn.execute(update(chats).where(chats.c.user_id == uid)
                                .values(blocked_at=h.clock()))
         h.clock.advance(seconds=5)  # well within a minute of last_seen_at
@@ -127,12 +127,10 @@ async def test_balance_on_in_one_read_equals_balance(database: TestDatabase,
         await wallet.grant(uid, 2, source="test", key="c", expires_at=h.clock() + timedelta(30))
         hold = await wallet.hold(uid, 3, ref="r")
 
-        def read(conn: Connection) -> Any:
+        def balance(conn: Connection) -> Any:
             return wallet.balance_on(conn, uid)
 
-        for inline in (False, True):
-            assert await run_read(h.app.engine, read, inline=inline) == \
-                await wallet.balance(uid)
+        assert await read(h.app.engine, balance) == await wallet.balance(uid)
         await wallet.release(hold.id)
 
 
@@ -146,7 +144,7 @@ async def test_balance_read_in_the_callers_select_equals_balance(database: TestD
         query = wallet.with_balance(select(users.c.id).where(users.c.id == uid), users.c.id)
 
         async def both() -> tuple[Any, Any]:
-            async with read_tx(h.app.engine) as conn:
+            async with read(h.app.engine) as conn:
                 row = (await conn.execute(query, wallet.balance_params())).one()
             return wallet.balance_of(row, uid), await wallet.balance(uid)
 

@@ -50,7 +50,7 @@ MODELS = [
                 provider_model="sora-2-image-to-video", credits=7, durations=(10,)),
 ]
 FAST = RetryPolicy(attempts=2, backoff=0.01)
-CONFIG = GenerationConfig(allow_hosts=("127.0.0.1",), poll_after_seconds=10,
+CONFIG = GenerationConfig(poll_after_seconds=10,
                           poll_max_seconds=60, deadline_minutes=30)
 
 
@@ -69,9 +69,12 @@ class Pipeline:
     storage: LocalStorage
     wallet: Wallet
 
-    def with_config(self, config: GenerationConfig) -> JobService:
-        """The same service with another generation config (e.g. other limits)."""
+    def with_config(self, config: GenerationConfig, *, allow_fakes: bool = True) -> JobService:
+        """The same service with another generation config (e.g. other limits); the fakes'
+        origins allowed (plain http on 127.0.0.1) unless `allow_fakes` is False."""
         s = self.service
+        if allow_fakes:
+            config = replace(config, allow_hosts=(self.kie.url, self.evo.url))
         return JobService(engine=s.engine, wallet=s.wallet, catalogue=s.catalogue,
                           providers=s.providers, storage=s.storage, http=s.http,
                           config=config, public_url="http://127.0.0.1:9", callback_secret="cb",
@@ -81,6 +84,7 @@ class Pipeline:
 def build_service(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncClient, kie: KieFake,
                   evo: EvolinkFake, storage: LocalStorage, clock: FakeClock,
                   config: GenerationConfig = CONFIG) -> JobService:
+    config = replace(config, allow_hosts=(*config.allow_hosts, kie.url, evo.url))
     providers: dict[str, Provider] = {
         "kie": KieClient(http, api_key=kie.api_key, base_url=kie.url, retry=FAST),
         "evolink": EvolinkClient(http, api_key=evo.api_key, base_url=evo.url, retry=FAST)}
@@ -266,7 +270,7 @@ async def test_too_large_result_fails_then_retries_storage_without_a_new_task(
 async def test_a_result_on_a_private_address_is_refused(pipe: Pipeline) -> None:
     uid = await funded_user(pipe.wallet, 30)
     pipe.kie.progression = ("success",)
-    strict = pipe.with_config(replace(CONFIG, allow_hosts=()))
+    strict = pipe.with_config(CONFIG, allow_fakes=False)
     job = await strict.start(uid, "sora-kie", prompt="x", duration=10)
     await strict.poll(job.id)
     failed = await strict.get(job.id)
@@ -383,7 +387,8 @@ async def test_a_callback_before_create_task_returns_completes_the_job(
     service = JobService(
         engine=engine, wallet=pipe.wallet, catalogue=Catalogue([model]),
         providers={"eager": eager}, storage=pipe.storage, http=pipe.service.http,
-        config=CONFIG, public_url="http://127.0.0.1:9", callback_secret="cb", clock=clock)
+        config=replace(CONFIG, allow_hosts=(pipe.kie.url,)), public_url="http://127.0.0.1:9",
+        callback_secret="cb", clock=clock)
     eager.service = service
     uid = await funded_user(pipe.wallet, 4)
     job = await service.start(uid, "eager", prompt="fast")

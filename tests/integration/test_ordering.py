@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.ordering import KeyedLock, Turns
-from core.db import read_tx
+from core.db import read
 from handlers.tables import chat_turns
 from tests.factories import FakeClock, TestDatabase
 
@@ -45,7 +45,7 @@ async def test_one_users_turns_never_overlap_across_replicas(
         await asyncio.gather(*(turn(a if n % 2 else b, n) for n in range(16)))
     assert most == 1
     assert sorted(done) == list(range(16))
-    async with read_tx(replicas[0]) as conn:
+    async with read(replicas[0]) as conn:
         row = (await conn.execute(select(chat_turns))).one()
     assert row.holder is None
     assert row.until is None
@@ -79,7 +79,7 @@ async def test_a_crashed_holders_lease_runs_out(
     assert not await later._try("wechat", "openid-2", "other")  # still held
     clock.advance(seconds=61)
     async with asyncio.timeout(BOUND), later.hold("wechat", "openid-2"):
-        async with read_tx(replicas[1]) as conn:
+        async with read(replicas[1]) as conn:
             holder = (await conn.execute(select(chat_turns.c.holder))).scalar_one()
         assert holder != "crashed-holder"
 

@@ -14,6 +14,7 @@ from tests.fakes import creem as fake
 from tests.integration.test_payments_stack import (
     ADMIN_TELEGRAM_ID,
     CREEM_WEBHOOK_SECRET,
+    ITEM,
     PayStack,
 )
 
@@ -23,7 +24,7 @@ async def test_checkout_posts_the_product_and_our_order_and_returns_the_url(
 ) -> None:
     user = await pay.buyer()
     url = await pay.payments.checkout(user_id=user, channel="wechat", package_id="starter",
-                                        method="creem")
+                                        method="creem", **ITEM)
     assert url == "https://checkout.creem.io/ch_test_1"
     [body] = pay.creem.create_calls
     order_id = body["request_id"]
@@ -40,14 +41,14 @@ async def test_packages_without_a_creem_product_and_creem_failures(pay: PayStack
     user = await pay.buyer()
     with pytest.raises(UnknownPackage):  # "pro" has no creem_product_id
         await pay.payments.checkout(user_id=user, channel="wechat", package_id="pro",
-                                      method="creem")
+                                      method="creem", **ITEM)
     with pytest.raises(PaymentUnavailable):
         await pay.payments.checkout(user_id=user, channel="wechat", package_id="starter",
-                                      method="paypal")
+                                      method="paypal", **ITEM)
     pay.creem.script_next("create", Reply(status=500, json={"error": "oops"}))
     with pytest.raises(ProviderFailed):
         await pay.payments.checkout(user_id=user, channel="wechat", package_id="starter",
-                                      method="creem")
+                                      method="creem", **ITEM)
     assert len(pay.creem.create_calls) == 1  # no retry of a create without idempotency
 
 

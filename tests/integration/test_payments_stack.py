@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Config, PackageConfig, PaymentsConfig, Secrets, TelegramConfig
-from core.db import read_tx
+from core.db import read
 from core.outbox import outbox
 from generation import Catalogue, JobService
 from payments import Payments
@@ -41,6 +41,9 @@ from wallet import Wallet
 from wallet.tables import identities
 from webhooks import AccessLogger, Metrics, WebDeps, create_app
 
+# What the chat writes for the starter package (handlers/topup.py); payments passes it on.
+ITEM = {"title": "100 VideoFly credits",
+        "description": "100 credits for making videos, valid for 365 days."}
 STRIPE_WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 CREEM_WEBHOOK_SECRET = "creem_whsec_test_fedcba9876543210"
 MAX_BODY = 64 * 1024
@@ -106,20 +109,20 @@ class PayStack:
     async def stripe_checkout(self, user: int, package: str = "starter") -> dict[str, Any]:
         """Checks out through the Stripe fake; the session it made."""
         url = await self.payments.checkout(user_id=user, channel="telegram",
-                                           package_id=package, method="stripe")
+                                           package_id=package, method="stripe", **ITEM)
         assert isinstance(url, str)
         session_id = url.rsplit("/", 1)[1]
         return self.stripe.sessions[session_id]
 
     async def creem_checkout(self, user: int, package: str = "starter") -> dict[str, Any]:
         url = await self.payments.checkout(user_id=user, channel="wechat", package_id=package,
-                                           method="creem")
+                                           method="creem", **ITEM)
         assert isinstance(url, str)
         return self.creem.checkouts[url.rsplit("/", 1)[1]]
 
     async def wallet_identity(self, user: int) -> str:
         """The user's Telegram id."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return str((await conn.execute(select(identities.c.external_id).where(
                 identities.c.user_id == user, identities.c.channel == "telegram"))).scalar_one())
 
@@ -128,7 +131,7 @@ class PayStack:
 
     async def counts(self) -> tuple[int, int, int]:
         """(payment rows, event rows, outbox rows): what a refused request must not change."""
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return tuple([(await conn.execute(select(func.count()).select_from(t))).scalar_one()
                           for t in (payments, payment_events, outbox)])  # type: ignore[return-value]
 
@@ -136,16 +139,16 @@ class PayStack:
         query = select(outbox).order_by(outbox.c.id)
         if kind is not None:
             query = query.where(outbox.c.kind == kind)
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return list((await conn.execute(query)).all())
 
     async def order(self, order_id: str) -> Any:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return (await conn.execute(
                 select(payments).where(payments.c.order_id == order_id))).one()
 
     async def event_row(self, provider: str, event_id: str) -> Any:
-        async with read_tx(self.engine) as conn:
+        async with read(self.engine) as conn:
             return (await conn.execute(select(payment_events).where(
                 payment_events.c.provider == provider,
                 payment_events.c.event_id == event_id))).one()

@@ -20,6 +20,7 @@ from tests.fakes import Reply
 from tests.fakes import stripe as fake
 from tests.integration.test_payments_stack import (
     ADMIN_TELEGRAM_ID,
+    ITEM,
     STRIPE_WEBHOOK_SECRET,
     PayStack,
 )
@@ -42,7 +43,7 @@ async def test_checkout_creates_a_session_with_the_order_and_an_idempotency_key(
 ) -> None:
     user = await pay.buyer()
     url = await pay.payments.checkout(user_id=user, channel="telegram", package_id="starter",
-                                        method="stripe")
+                                        method="stripe", **ITEM)
     assert isinstance(url, str)
     assert url.startswith("https://checkout.stripe.com/c/pay/cs_test_")
     form = pay.stripe.create_calls[0]
@@ -71,7 +72,7 @@ async def test_a_checkout_retried_after_a_network_error_reuses_its_idempotency_k
     user = await pay.buyer()
     pay.stripe.script_next("create", Reply(drop=True))
     url = await pay.payments.checkout(user_id=user, channel="telegram", package_id="pro",
-                                        method="stripe")
+                                        method="stripe", **ITEM)
     assert isinstance(url, str)
     keys = pay.stripe.idempotency_keys
     assert len(keys) == 2
@@ -88,7 +89,7 @@ async def test_a_refused_checkout_is_a_provider_failure_without_a_secret_in_it(
         "type": "invalid_request_error", "message": "bad currency"}}))
     with pytest.raises(ProviderFailed) as err, caplog.at_level(logging.WARNING):
         await pay.payments.checkout(user_id=user, channel="telegram", package_id="starter",
-                                      method="stripe")
+                                      method="stripe", **ITEM)
     assert pay.stripe.api_key not in str(err.value) + caplog.text
     assert "InvalidRequestError" in caplog.text
 

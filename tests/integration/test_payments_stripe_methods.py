@@ -29,7 +29,8 @@ async def checkout_forms(engine: AsyncEngine, wallet: Wallet, http: httpx.AsyncC
             payments = Payments(engine=engine, wallet=wallet, config=config,
                                 secrets=pay_secrets(), http=http, clock=FakeClock())
             url = await payments.checkout(user_id=user, channel="wechat", package_id="starter",
-                                          method="stripe")
+                                          method="stripe", title="100 credits",
+                                          description="VideoFly")
             assert isinstance(url, str)
             assert url.startswith("https://checkout.stripe.com/")
         return stripe.create_calls, payments.methods("wechat")

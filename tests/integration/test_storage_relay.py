@@ -26,7 +26,6 @@ from storage import (
     relay,
 )
 
-LOCAL = frozenset({"127.0.0.1"})
 MiB = 1 << 20
 BODY = bytes(range(256)) * (3 * MiB // 256)
 
@@ -37,6 +36,11 @@ class Origin:
 
     base: str
     hits: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The allow-list that lets exactly this server through (plain http, loopback)."""
+        return frozenset({self.base})
 
 
 async def _chunked(request: web.Request, total: int, delay: float = 0) -> web.StreamResponse:
@@ -120,7 +124,7 @@ async def test_relays_a_body_with_content_length(origin: Origin, client: httpx.A
                                                  storage: LocalStorage) -> None:
     key = new_key("videos", ".mp4")
     stored = await relay(client, f"{origin.base}/video", storage, key, max_bytes=4 * MiB,
-                         timeout=5, allow_hosts=LOCAL)
+                         timeout=5, allow_hosts=origin.allowed)
     assert (stored.size, stored.content_type) == (len(BODY), "video/mp4")
     assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
     assert storage.file_path(key).read_bytes() == BODY
@@ -129,7 +133,7 @@ async def test_relays_a_body_with_content_length(origin: Origin, client: httpx.A
 async def test_relays_a_chunked_body(origin: Origin, client: httpx.AsyncClient,
                                      storage: LocalStorage) -> None:
     stored = await relay(client, f"{origin.base}/chunked", storage, new_key("videos", ".mp4"),
-                         max_bytes=2 * MiB, timeout=5, allow_hosts=LOCAL)
+                         max_bytes=2 * MiB, timeout=5, allow_hosts=origin.allowed)
     assert stored.size == 2 * MiB  # exactly the limit is fine
 
 
@@ -138,7 +142,7 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(
 ) -> None:
     with pytest.raises(TooLarge, match="declared"):
         await relay(client, f"{origin.base}/declared-big", storage, new_key("videos", ".mp4"),
-                    max_bytes=10 * MiB, timeout=5, allow_hosts=LOCAL)
+                    max_bytes=10 * MiB, timeout=5, allow_hosts=origin.allowed)
     assert stored_files(storage) == []
 
 
@@ -147,7 +151,7 @@ async def test_chunked_body_over_the_limit_is_cut_off(origin: Origin, client: ht
     key = new_key("videos", ".mp4")
     with pytest.raises(TooLarge, match="exceeds"):
         await relay(client, f"{origin.base}/chunked", storage, key, max_bytes=MiB + 1,
-                    timeout=5, allow_hosts=LOCAL)
+                    timeout=5, allow_hosts=origin.allowed)
     assert not await storage.exists(key)
     assert stored_files(storage) == []
 
@@ -157,7 +161,7 @@ async def test_a_slow_source_times_out(origin: Origin, client: httpx.AsyncClient
     started = time.monotonic()
     with pytest.raises(DownloadTimeout):
         await relay(client, f"{origin.base}/slow", storage, new_key("videos", ".mp4"),
-                    max_bytes=4 * MiB, timeout=0.3, allow_hosts=LOCAL)
+                    max_bytes=4 * MiB, timeout=0.3, allow_hosts=origin.allowed)
     assert time.monotonic() - started < 2
     assert stored_files(storage) == []
 
@@ -170,7 +174,8 @@ async def test_a_redirect_to_a_private_address_is_refused(
 ) -> None:
     with pytest.raises(UnsafeURL):
         await relay(client, f"{origin.base}/redirect?to={to}", storage,
-                    new_key("videos", ".mp4"), max_bytes=MiB, timeout=5, allow_hosts=LOCAL)
+                    new_key("videos", ".mp4"), max_bytes=MiB, timeout=5,
+                    allow_hosts=origin.allowed)
     assert len(origin.hits) == 1
 
 
@@ -182,7 +187,7 @@ async def test_a_redirect_to_localhost_by_name_is_refused(
         with pytest.raises(UnsafeURL):
             await relay(client, f"{origin.base}/redirect?to={to}", storage,
                         new_key("videos", ".mp4"), max_bytes=4 * MiB, timeout=5,
-                        allow_hosts=LOCAL)
+                        allow_hosts=origin.allowed)
     assert origin.hits == [f"/redirect?to=http://localhost:{port}/video",
                            f"/redirect?to=https://localhost:{port}/video"]
 
@@ -192,23 +197,23 @@ async def test_redirects_within_allowed_hosts_are_followed_up_to_a_limit(
 ) -> None:
     stored = await relay(client, f"{origin.base}/redirect?to=/video", storage,
                          new_key("videos", ".mp4"), max_bytes=4 * MiB, timeout=5,
-                         allow_hosts=LOCAL)
+                         allow_hosts=origin.allowed)
     assert stored.size == len(BODY)
     loop = "/redirect?to=/redirect%3Fto%3D/redirect%253Fto%253D/video"
     with pytest.raises(DownloadFailed, match="more than 1 redirects"):
         await relay(client, origin.base + loop, storage, new_key("videos", ".mp4"),
-                    max_bytes=4 * MiB, timeout=5, allow_hosts=LOCAL, max_redirects=1)
+                    max_bytes=4 * MiB, timeout=5, allow_hosts=origin.allowed, max_redirects=1)
 
 
 async def test_error_status_and_wrong_type(origin: Origin, client: httpx.AsyncClient,
                                            storage: LocalStorage) -> None:
     with pytest.raises(DownloadFailed) as failed:
         await relay(client, f"{origin.base}/gone", storage, new_key("videos", ".mp4"),
-                    max_bytes=MiB, timeout=5, allow_hosts=LOCAL)
+                    max_bytes=MiB, timeout=5, allow_hosts=origin.allowed)
     assert failed.value.status == 404
     with pytest.raises(UnexpectedContentType):
         await relay(client, f"{origin.base}/html", storage, new_key("videos", ".mp4"),
-                    max_bytes=MiB, timeout=5, allow_hosts=LOCAL)
+                    max_bytes=MiB, timeout=5, allow_hosts=origin.allowed)
     assert stored_files(storage) == []
 
 
@@ -216,7 +221,7 @@ async def test_octet_stream_is_stored_with_the_type_of_the_key(
     origin: Origin, client: httpx.AsyncClient, storage: LocalStorage,
 ) -> None:
     stored = await relay(client, f"{origin.base}/octet", storage, new_key("videos", ".mp4"),
-                         max_bytes=MiB, timeout=5, allow_hosts=LOCAL)
+                         max_bytes=MiB, timeout=5, allow_hosts=origin.allowed)
     assert stored.content_type == "video/mp4"
 
 

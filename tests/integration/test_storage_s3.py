@@ -207,7 +207,7 @@ async def test_relay_over_the_limit_leaves_no_upload(storage: S3Storage, admin: 
         async with httpx.AsyncClient(trust_env=False) as client:
             with pytest.raises(TooLarge):
                 await relay(client, f"http://127.0.0.1:{port}/video", storage, key,
-                            max_bytes=6 << 20, timeout=10, allow_hosts=frozenset({"127.0.0.1"}))
+                            max_bytes=6 << 20, timeout=10, allow_hosts=frozenset({f"http://127.0.0.1:{port}"}))
     finally:
         await runner.cleanup()
     assert not await storage.exists(key)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import TestDatabase, funded_user
 from wallet import CodeUsedUp, InsufficientCredits, Wallet
@@ -34,21 +35,38 @@ async def test_200_concurrent_holds_against_50_credits(wallet: Wallet) -> None:
 
 
 @pytest.mark.slow
-async def test_holds_from_two_os_processes(wallet: Wallet, database: TestDatabase) -> None:
-    uid = await funded_user(wallet, 50)
-    cmd = [sys.executable, "-m", "tests.integration._worker", "holds", database.url, str(uid),
-           "100"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [await asyncio.create_subprocess_exec(
-        *cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(2)]
-    outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
-    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
-    counts = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
-    assert sum(c["ok"] for c in counts) == 50
-    assert sum(c["short"] for c in counts) == 150
-    bal = await wallet.balance(uid)
-    assert (bal.available, bal.held) == (0, 50)
+@pytest.mark.parametrize("engines", ["core", "plain"])
+async def test_holds_from_two_os_processes(engines: str, database: TestDatabase) -> None:
+    """Each process on its own engine: `core.db.create_engine`'s, or SQLAlchemy's plain
+    `create_async_engine` (then here too); then the holds end concurrently, half settled and
+    half released."""
+    engine = database.engine() if engines == "core" else create_async_engine(database.url)
+    wallet = Wallet(engine)
+    try:
+        uid = await funded_user(wallet, 50)
+        cmd = [sys.executable, "-m", "tests.integration._worker", "holds", database.url,
+               str(uid), "100", *(["plain"] if engines == "plain" else [])]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [await asyncio.create_subprocess_exec(
+            *cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]
+        outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
+        assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+        counts = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
+        assert sum(c["ok"] for c in counts) == 50
+        assert sum(c["short"] for c in counts) == 150
+        bal = await wallet.balance(uid)
+        assert (bal.available, bal.held) == (0, 50)
+        assert await wallet.audit() == []
+
+        ids = [i for c in counts for i in c["ids"]]
+        await asyncio.gather(*(wallet.settle(h) if n % 2 else wallet.release(h)
+                               for n, h in enumerate(ids)))
+        bal = await wallet.balance(uid)
+        assert (bal.available, bal.held) == (25, 0)
+        assert await wallet.audit() == []
+    finally:
+        await engine.dispose()
 
 
 async def test_concurrent_duplicate_grants_credit_once(wallet: Wallet) -> None:

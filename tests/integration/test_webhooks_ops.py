@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core.db import write_tx
+from core.db import write
 from tests.factories import FakeClock
 from tests.integration.test_webhooks_stack import Stack, web_stack
 from wallet import Wallet
@@ -107,7 +107,7 @@ async def test_healthz_is_503_in_time_when_the_database_hangs(
 async def test_healthz_does_not_wait_for_a_writer(stack: Stack,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("webhooks.ops.HEALTH_TIMEOUT_SECONDS", 1.0)
-    async with write_tx(stack.jobs.engine) as conn:  # a long write transaction is open
+    async with write(stack.jobs.engine) as conn:  # a long write transaction is open
         await conn.execute(text("UPDATE jobs SET progress = 1 WHERE id = -1"))
         assert (await stack.get("/healthz"))[0] == 200
 

@@ -149,7 +149,7 @@ async def web_stack(
                              durable=False, clock=link_time)
         jobs = JobService(
             engine=engine, wallet=wallet, catalogue=Catalogue(MODELS), providers=providers,
-            storage=local, http=http, config=GenerationConfig(allow_hosts=("127.0.0.1",)),
+            storage=local, http=http, config=GenerationConfig(allow_hosts=(kie.url, evo.url, url)),
             public_url=url, callback_secret=CALLBACK_SECRET, clock=clock)
         app = create_app(WebDeps(
             engine=health_engine or engine, jobs=jobs, providers=providers,

@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.wechat import WeChatPhoto
 from handlers.types import AttachmentTooLarge
 from storage import UnsafeURL
+from storage._urlsafety import allow_list
 from tests.factories import jpeg_bytes
 
 JPEG = jpeg_bytes()
@@ -73,13 +74,13 @@ async def test_the_pic_url_is_the_fallback_under_the_address_rules(
         http: httpx.AsyncClient, pic_server: str) -> None:
     media = Media(None)
     allowed = WeChatPhoto("M2", f"{pic_server}/p.jpg", media, http,
-                          allow_hosts=frozenset({"127.0.0.1"}))
+                          allow_hosts=allow_list([pic_server]))
     assert await allowed.read(10_000_000) == JPEG
     assert media.asked == ["M2"]
     with pytest.raises(AttachmentTooLarge):
         await allowed.read(1000)  # Content-Length over the limit
     chunked = WeChatPhoto("", f"{pic_server}/big.jpg", None, http,
-                          allow_hosts=frozenset({"127.0.0.1"}))
+                          allow_hosts=allow_list([pic_server]))
     with pytest.raises(AttachmentTooLarge):
         await chunked.read(100_000)  # no Content-Length: cut off while reading
     local = WeChatPhoto("M3", f"{pic_server}/p.jpg", media, http)

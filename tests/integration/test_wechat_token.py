@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.channel import RetryLater
 from bot.wechat._tables import wechat_tokens
 from bot.wechat._token import TokenStore
-from core.db import read_tx, write_tx
+from core.db import read, write
 from tests.factories import FakeClock, TestDatabase
 from tests.fakes import Reply
 from tests.fakes.wechat import WeChatFake
@@ -43,7 +43,7 @@ def replica(engine: AsyncEngine, http: httpx.AsyncClient, wx: WeChatFake,
 
 
 async def stored(engine: AsyncEngine) -> tuple[str, str | None]:
-    async with read_tx(engine) as conn:
+    async with read(engine) as conn:
         row = (await conn.execute(select(wechat_tokens.c.access_token,
                                          wechat_tokens.c.lease_owner))).one()
     return row[0], row[1]
@@ -109,7 +109,7 @@ async def test_a_lease_left_by_a_dead_replica_is_taken_over(engines: list[AsyncE
                                                            http: httpx.AsyncClient,
                                                            wx: WeChatFake,
                                                            clock: FakeClock) -> None:
-    async with write_tx(engines[0]) as conn:
+    async with write(engines[0]) as conn:
         await conn.execute(wechat_tokens.insert().values(
             app_id="wx-app", access_token="", lease_owner="dead-replica",
             lease_until=clock() + timedelta(seconds=30),
@@ -133,6 +133,6 @@ async def test_a_failed_fetch_releases_the_lease(engines: list[AsyncEngine],
         await a.get()
     assert await stored(engines[0]) == ("", None)
     assert await b.get() == wx.token  # nobody waits for a lease that is gone
-    async with write_tx(engines[0]) as conn:  # and a store re-reads after the row changes
+    async with write(engines[0]) as conn:  # and a store re-reads after the row changes
         await conn.execute(update(wechat_tokens).values(access_token="OTHER"))
     assert await a.get() == "OTHER"
