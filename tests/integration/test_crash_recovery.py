@@ -172,20 +172,20 @@ async def order_a_video(tg: TelegramFake, chat: int) -> None:
     user = tg.user(chat)
     mark = len(tg.calls)
     user.says("/start")
-    await _next(tg, chat, mark, _has("g"))
+    await _next(tg, chat, mark, _has("generate"))
     mark = len(tg.calls)
-    user.presses("g")
-    kinds = await _next(tg, chat, mark, _has("k:text-to-video"))
+    user.presses("generate")
+    kinds = await _next(tg, chat, mark, _has("kind:text-to-video"))
     mark = len(tg.calls)
-    user.presses(next(d for _, d in kinds.buttons() if d.startswith("k:text-to-video")))
+    user.presses(next(d for _, d in kinds.buttons() if d.startswith("kind:text-to-video")))
     for _ in range(8):  # what is asked next depends on the model's choices
         last = await _settled(tg, chat, mark)
         data = [d for _, d in last.buttons()]
         mark = len(tg.calls)
-        if "go" in data:
-            user.presses("go")
+        if "confirm" in data:
+            user.presses("confirm")
             return
-        choice = next((d for d in data if d.startswith(("m:demo-t2v", "a:16:9", "d:"))), None)
+        choice = next((d for d in data if d.startswith(("model:demo-t2v", "aspect:16:9", "duration:"))), None)
         if choice is not None:
             user.presses(choice)
         else:
