@@ -1,8 +1,9 @@
 """The outbox dispatcher's statements, composed from the tables' owners (one owner per table:
 tests/unit/test_ownership.py): the outbox's own statements are `core.outbox`'s (claim, finish,
-retry, release, recover, purge; its docstring tells how claiming and leases work); where a row
-goes is the wallet's (`wallet.queries.with_address`: the identity on a served channel) and the
-chat's (`handlers.state.unblocked`); status messages are `handlers.notify`'s.
+retry, release, hold, release_held, recover, purge; its docstring tells how claiming and leases
+work); where a row goes is the wallet's (`wallet.queries.with_address`: the identity on a
+served channel; `find_user` for `release_held`) and the chat's (`handlers.state.unblocked`);
+status messages are `handlers.notify`'s.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.outbox import Claimed, finish, purge, recover, release, retry
+from core.db import write
+from core.outbox import Claimed, finish, hold, purge, recover, release, retry
 from core.outbox import claim as claim_rows
+from core.outbox import release_held as release_rows
 from handlers import notify
 from handlers.state import mark_blocked, unblocked
-from wallet.queries import with_address
+from wallet.queries import find_user, with_address
 
-__all__ = ["Claimed", "StatusRow", "claim", "finish", "mark_blocked", "purge", "recover",
-           "release", "retry", "status_rows", "swap_shown"]
+__all__ = ["Claimed", "StatusRow", "claim", "finish", "hold", "mark_blocked", "purge", "recover",
+           "release", "release_held", "retry", "status_rows", "swap_shown"]
 
 swap_shown = notify.swap_shown
 
@@ -37,6 +40,14 @@ async def claim(engine: AsyncEngine, *, channels: Sequence[str], now: datetime,
     """Claims up to `limit` due rows deliverable on `channels`, in id order."""
     return await claim_rows(engine, route=_route, channels=channels, now=now, token=token,
                             limit=limit)
+
+
+async def release_held(engine: AsyncEngine, *, channel: str, address: str,
+                       now: datetime) -> int:
+    """The user behind (`channel`, `address`) wrote: their held rows are due now."""
+    async with write(engine) as conn:
+        user_id = await find_user(conn, channel, address)
+        return 0 if user_id is None else await release_rows(conn, user_id, now)
 
 
 @dataclass(frozen=True, slots=True)

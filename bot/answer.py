@@ -140,9 +140,10 @@ class Answerer:
         self.sender = Sender(engine=engine, handlers=handlers, channel=channel)
         self.answered = 0  # inbound updates answered (replies sent or dropped)
 
-    async def answer(self, inbound: Inbound) -> None:
-        """Handles one update in the user's turn and sends the answers."""
-        async with self.turns.hold(inbound.channel, inbound.address):
+    async def answer(self, inbound: Inbound, *, held: str | None = None) -> None:
+        """Handles one update in the user's turn and sends the answers. `held`: the caller
+        holds the turn's lease already (`Turns.hold`)."""
+        async with self.turns.hold(inbound.channel, inbound.address, held=held):
             try:
                 await self._answer(inbound)
             finally:

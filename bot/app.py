@@ -8,8 +8,11 @@
 `build_app` migrates the database, then builds the engine, the one shared `httpx.AsyncClient`,
 storage, the provider clients, the wallet, the catalogue, the job service, the conversations
 (`handlers.Handlers`), the payments service (`payments.Payments`, the chat's `TopUp`), the
-metrics, the web application (with `POST /telegram` in Telegram webhook mode, and the payment
-webhooks) and the (not yet started) scheduler, and closes them in reverse order on exit.
+metrics, the web application (with `POST /telegram` in Telegram webhook mode, `GET|POST
+/wechat` when WeChat's variables are set, and the payment webhooks) and the (not yet
+started) scheduler, and closes them in reverse order on exit. WeChat's variables are all set
+or none (`WECHAT_APP_ID`, `WECHAT_APP_SECRET`, `WECHAT_TOKEN`; `WECHAT_AES_KEY` for safe
+mode): one missing, or a bad AES key, stops start-up with a `StartupError` naming it.
 Channels and the outbox dispatcher are the caller's to build (`videofly run` and `videofly chat`
 serve different channels; `bot.channels.open_channels` opens the configured ones).
 Besides the sweeps, the scheduler deletes demo clips a day old (their jobs copied them into
@@ -42,6 +45,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from socket import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -63,6 +67,9 @@ from webhooks.telegram import TelegramWebhook
 
 from ._secrets import SecretProblem, service_secrets
 from .scheduler import Periodic, Scheduler, membership_jobs, periodic_jobs
+
+if TYPE_CHECKING:
+    from webhooks.wechat import WeChatWebhook
 
 __all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "serve"]
 
@@ -99,6 +106,7 @@ class App:
     handlers: Handlers
     payments: Payments
     telegram_webhook: TelegramWebhook | None  # webhook mode: where POST /telegram hands over
+    wechat_webhook: WeChatWebhook | None  # WeChat configured: where /wechat hands over
     metrics: webhooks.Metrics
     web_app: web.Application
     scheduler: Scheduler
@@ -166,6 +174,7 @@ async def build_app(
             secrets = service_secrets(config, secrets)
         except SecretProblem as exc:
             raise StartupError(str(exc)) from None
+        wechat_webhook = _wechat_webhook(config, secrets)
         if engine is None:
             engine = engine_for(config)
             stack.push_async_callback(engine.dispose)
@@ -205,7 +214,7 @@ async def build_app(
         web_app = webhooks.create_app(webhooks.WebDeps(
             engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
             max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir,
-            telegram=telegram_webhook, payments=payments,
+            telegram=telegram_webhook, payments=payments, wechat=wechat_webhook,
             body_timeout=config.http.body_timeout_seconds))
         started = clock()
         housekeeping = [Periodic("purge_demo_clips", HOUSEKEEPING_SECONDS,
@@ -218,11 +227,18 @@ async def build_app(
             housekeeping.append(Periodic("purge_partial_uploads", HOUSEKEEPING_SECONDS,
                                          lambda: local.purge_partials(PARTIAL_KEEP_SECONDS)))
         housekeeping += membership_jobs(memberships)
+        if wechat_webhook is not None:
+            from .wechat._dedup import purge  # the WeChat messages' dedup rows, once expired
+
+            db = engine
+            housekeeping.append(Periodic("purge_wechat_inbound", HOUSEKEEPING_SECONDS,
+                                         lambda: purge(db, clock())))
         scheduler = Scheduler(periodic_jobs(jobs, wallet, extra=housekeeping),
                               first_delay=FIRST_SWEEPS_DELAY)
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
-                  payments=payments, telegram_webhook=telegram_webhook, metrics=metrics,
+                  payments=payments, telegram_webhook=telegram_webhook,
+                  wechat_webhook=wechat_webhook, metrics=metrics,
                   web_app=web_app, scheduler=scheduler, demo_dir=demo_dir)
 
 
@@ -234,6 +250,32 @@ def _telegram_webhook(config: Config, secrets: Secrets) -> TelegramWebhook | Non
         return TelegramWebhook(secrets.get("TELEGRAM_WEBHOOK_SECRET") or "")
     except ValueError as exc:
         raise StartupError(f"[telegram] mode = \"webhook\": {exc}") from None
+
+
+WECHAT_NEEDS = ("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN")
+
+
+def _wechat_webhook(config: Config, secrets: Secrets) -> WeChatWebhook | None:
+    """The hand-over point of `/wechat`, when WeChat's variables are set (all or none of
+    them); safe mode with `WECHAT_AES_KEY`. StartupError names what is missing or wrong."""
+    given = [name for name in WECHAT_NEEDS if secrets.get(name)]
+    if not given:
+        if secrets.get("WECHAT_AES_KEY"):
+            raise StartupError("WECHAT_AES_KEY is set: set WECHAT_APP_ID, WECHAT_APP_SECRET "
+                               "and WECHAT_TOKEN too, or unset it")
+        return None
+    missing = [name for name in WECHAT_NEEDS if name not in given]
+    if missing:
+        raise StartupError(f"WeChat: set the environment variable {missing[0]} (WeChat needs "
+                           f"{', '.join(WECHAT_NEEDS)})")
+    from webhooks.wechat import WeChatWebhook  # wechatpy only when WeChat is served
+
+    try:
+        return WeChatWebhook(token=secrets["WECHAT_TOKEN"], app_id=secrets["WECHAT_APP_ID"],
+                             aes_key=secrets.get("WECHAT_AES_KEY"),
+                             max_body_bytes=config.wechat.max_body_bytes)
+    except ValueError as exc:
+        raise StartupError(f"WeChat: {exc}") from None
 
 
 def _clients(config: Config, secrets: Secrets, http: httpx.AsyncClient, *,

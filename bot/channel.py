@@ -13,6 +13,8 @@ added to the dispatcher's `channels` in `bot.channels.open_channels`.
      ├── Blocked        the user blocked the bot (Telegram 403): stop sending to them
      ├── RetryLater     the channel asked us to wait (`seconds`; Telegram 429 retry_after)
      ├── Undeliverable  this message can never go out (bad request, too large after fallbacks)
+     ├── Held           it can go once the user writes again (WeChat: outside the 48 h window,
+     │                  out of customer-service quota, a passive-only account): keep it
      └── (itself)       a network error or a channel fault: retry with backoff
 """
 
@@ -22,7 +24,7 @@ from typing import Protocol
 
 from handlers.types import Capabilities, Outbound, Text
 
-__all__ = ["Blocked", "Channel", "ChannelError", "RetryLater", "Undeliverable"]
+__all__ = ["Blocked", "Channel", "ChannelError", "Held", "RetryLater", "Undeliverable"]
 
 
 class ChannelError(Exception):
@@ -41,6 +43,14 @@ class RetryLater(ChannelError):
 
 class Undeliverable(ChannelError):
     """The channel refused this message for good; sending it again cannot help."""
+
+
+class Held(ChannelError):
+    """The channel can deliver this only after the user writes again: the dispatcher keeps the
+    row 'held' (it never expires) until the channel's inbound side releases it
+    (`bot._dispatch_sql.release_held`)."""
+
+    reason = "held"
 
 
 class Channel(Protocol):

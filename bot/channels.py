@@ -3,8 +3,10 @@
 Telegram runs when `TELEGRAM_BOT_TOKEN` is set (polling, or webhook mode through the web app's
 `POST /telegram`, which `build_app` prepared). Its Stars hooks go to the payments service: the
 pre-checkout answer (`Payments.check_stars_payload`) and `/refund` (`refundStarPayment`).
-WeChat joins here when its adapter lands. With no channel configured the service still runs
-(callbacks, payments, the outbox waits for an instance that serves the users' channels).
+WeChat runs when `WECHAT_APP_ID`, `WECHAT_APP_SECRET` and `WECHAT_TOKEN` are set (`build_app`
+made the `/wechat` route's hook; `bot.wechat.open_wechat` attaches the inbox, creates the menu).
+With no channel configured the service still runs (callbacks, payments, the outbox waits for
+an instance that serves the users' channels).
 
 `telegram_options` tunes the bot (tests: a short long-poll, a looser per-chat rate); `videofly
 run` leaves it at the production defaults. python-telegram-bot is imported only when Telegram
@@ -55,6 +57,12 @@ async def open_channels(app: App, secrets: Secrets, *,
             for port in ("stars_refund", "stars_subscription_link", "stars_subscription_edit"):
                 stack.callback(setattr, app.payments, port, None)
             channels[bot.channel.name] = bot.channel
+        if app.wechat_webhook is not None:
+            from .wechat import open_wechat  # wechatpy only when used
+
+            wx = await stack.enter_async_context(open_wechat(app, secrets))
+            channels[wx.channel.name] = wx.channel
         if not channels:
-            log.info("no chat channel configured (set TELEGRAM_BOT_TOKEN for Telegram)")
+            log.info("no chat channel configured (set TELEGRAM_BOT_TOKEN for Telegram, "
+                     "WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN for WeChat)")
         yield channels

@@ -21,6 +21,8 @@ Outcomes, by the channel's error (`bot.channel`):
   that channel until then (a 429 is usually about the whole bot), and defers the other rows it
   holds for that channel to the same time.
 - `Undeliverable` → 'failed' with the reason.
+- `Held` → 'held' (never expires) until the channel's inbound side says the user wrote
+  (`_dispatch_sql.release_held`); the user's later rows meet the same answer from the channel.
 - any other `ChannelError` (network), an adapter bug, or a rendering error → back to 'pending'
   with exponential backoff and jitter, 'failed' after `max_attempts`.
 - a user's later rows wait while an earlier one is pending retry (per-user order).
@@ -65,7 +67,7 @@ from core.db import utcnow
 from . import _dispatch_sql as sql
 from ._dispatch_status import Renderer, sanitize_error, update_status
 from .answer import Sender, capabilities
-from .channel import Blocked, Channel, ChannelError, RetryLater, Undeliverable
+from .channel import Blocked, Channel, ChannelError, Held, RetryLater, Undeliverable
 
 __all__ = ["DispatchPolicy", "Dispatcher", "Renderer", "sanitize_error"]
 
@@ -237,6 +239,12 @@ class Dispatcher:
                                 error=sanitize_error(exc), payload=self._progress(row, index))
                 log.info("outbox %d: %s asked to wait %.1fs", row.id, row.channel,
                          exc.seconds)
+                return False
+            except Held as exc:
+                await sql.hold(self.engine, row, error=sanitize_error(exc),
+                               payload=self._progress(row, index))
+                log.info("outbox %d: held until user %d writes again (%s)", row.id,
+                         row.user_id, exc.reason)
                 return False
             except Undeliverable as exc:
                 await sql.finish(self.engine, row, state="failed", now=self.clock(),

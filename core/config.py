@@ -136,8 +136,50 @@ class TelegramConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
 class WechatConfig:
-    api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    # Every WeChat API call goes here, the access token included; "…/cgi-bin/" is accepted too.
+    api_base_url: str = "https://api.weixin.qq.com"
     admins: tuple[str, ...] = ()
+    # "active": a verified service account sends customer-service messages; "passive": an
+    # unverified subscription account (48001) can only answer inside the reply to a message.
+    mode: Literal["active", "passive"] = "active"
+    # Customer-service messages WeChat allows per user message (errcode 45047 past it).
+    cs_quota: int = 5
+    # Temporary media limits: video ≤ 10 MB MP4, image ≤ 2 MB, thumb ≤ 64 KB JPEG.
+    video_limit_bytes: int = 10 * 1024 * 1024
+    image_limit_bytes: int = 2 * 1024 * 1024
+    thumb_limit_bytes: int = 64 * 1024
+    # A text message longer than this (UTF-8 bytes) goes out in several.
+    text_limit_bytes: int = 2048
+    # Seconds a POST /wechat waits for the answer before it stops waiting (WeChat waits 5).
+    reply_window_seconds: float = 4.0
+    # Largest POST /wechat body read; more gets 413 (WeChat's messages are a few KB).
+    max_body_bytes: int = 65_536
+    # Create the custom menu (Make / Balance / Check in / Top up) at start.
+    menu: bool = True
+
+    @model_validator(mode="after")
+    def _sane_limits(self) -> WechatConfig:
+        if not 1 <= self.cs_quota <= 100:
+            raise ValueError("cs_quota must be 1..100")
+        if min(self.video_limit_bytes, self.image_limit_bytes, self.thumb_limit_bytes) < 1024:
+            raise ValueError("media limits must be at least 1024 bytes")
+        if not 64 <= self.text_limit_bytes <= 2048:
+            raise ValueError("text_limit_bytes must be 64..2048")
+        return self
+
+    @field_validator("reply_window_seconds")
+    @classmethod
+    def _window(cls, v: float) -> float:
+        if not 0 < v < 5:
+            raise ValueError("must be above 0 and below WeChat's 5 seconds")
+        return v
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body(cls, v: int) -> int:
+        if v < 1024:
+            raise ValueError("must be at least 1024")
+        return v
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)
@@ -204,6 +246,18 @@ class PaymentsConfig:
     creem_api_base: str = "https://api.creem.io"
     # Telegram Stars invoices (needs packages with stars > 0 and a Telegram bot).
     stars: bool = True
+    # Stripe Checkout's payment methods (`payment_method_types`), e.g. ["card", "wechat_pay",
+    # "alipay"] for buyers in WeChat's browser; empty: those enabled in the Stripe Dashboard.
+    stripe_methods: tuple[str, ...] = ()
+
+    @field_validator("stripe_methods")
+    @classmethod
+    def _method_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not m or not m.replace("_", "").isalpha() or not m.islower() for m in v):
+            raise ValueError("each method is a Stripe payment method type such as \"card\"")
+        if len(set(v)) != len(v):
+            raise ValueError("a method is listed twice")
+        return v
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, config=_STRICT)

@@ -48,8 +48,9 @@ __all__ = ["current", "downgrade", "head", "revision", "upgrade"]
 _SCRIPTS = Path(__file__).parent / "migrations"
 # The advisory lock every migrator of a PostgreSQL database waits on: b"videofly" as a bigint.
 LOCK_KEY = int.from_bytes(b"videofly", "big")
-_TABLE_MODULES = ("core.outbox", "generation.tables", "handlers.tables", "memberships.tables",
-                  "payments.tables", "wallet.tables")
+_TABLE_MODULES = ("bot.wechat._inbox_tables", "bot.wechat._tables", "core.outbox",
+                  "generation.tables", "handlers.tables", "memberships.tables", "payments.tables",
+                  "wallet.tables")
 _SQLITE_ATTEMPTS = 5  # each waits up to the busy timeout (30 s by default)
 
 

@@ -10,7 +10,10 @@ test_ownership.py), below `enqueue`: claim due rows, record each outcome, sweep 
 a row goes (the identity on a served channel, a chat that has not blocked the bot) belongs to
 other packages' tables, so `claim` takes it as a `Route` the dispatcher composes from them.
 
-Row states: pending → sending → sent | failed | blocked (and back to pending on a retry).
+Row states: pending → sending → sent | failed | blocked (and back to pending on a retry);
+sending → held when the channel can deliver it only once the user writes again (`Held`: WeChat's
+48 h window and quota). A held row never expires; `release_held` puts it back to pending, due at
+once and dated then, so `max_age` counts the time it waits for a sender, not for the user.
 
 Claiming (one write transaction): pick the due pending rows, in id order, of users that have an
 identity on a channel this instance serves and have not blocked the bot (on PostgreSQL
@@ -208,6 +211,24 @@ async def retry(engine: AsyncEngine, row: Claimed, *, at: datetime, attempts: in
         values["payload"] = payload
     async with write(engine) as conn:
         return await _held(conn, row, values)
+
+
+async def hold(engine: AsyncEngine, row: Claimed, *, error: str | None,
+               payload: dict[str, Any] | None = None) -> bool:
+    """Parks a claimed row until the user writes again (`release_held`)."""
+    values: dict[str, Any] = {"state": "held", "next_attempt_at": row.token, "last_error": error}
+    if payload is not None:
+        values["payload"] = payload
+    async with write(engine) as conn:
+        return await _held(conn, row, values)
+
+
+async def release_held(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+    """The user wrote: their held rows are due now (in id order, as claimed)."""
+    moved = await conn.execute(update(outbox).where(
+        outbox.c.state == "held", outbox.c.user_id == user_id).values(
+        state="pending", next_attempt_at=now, created_at=now, last_error=None))
+    return moved.rowcount
 
 
 async def release(engine: AsyncEngine, rows: Sequence[Claimed], *, at: datetime) -> None:

@@ -343,4 +343,14 @@ TEXTS: dict[str, str] = {
     "fail.back#one": "Your {count} credit is back.",
     "fail.back#other": "Your {count} credits are back.",
     "history.settled": "{date} #{job_id} done: {credits} spent → {balance}",
+    # --- WeChat (bot/wechat) ------------------------------------------------------------------
+    "wx.pending": "Your answer is on its way. Send any message to get your result.",
+    "wx.more": "{count} more waiting: send any message to see them.",
+    "wx.unsupported": "I can read text and photos. Send /help to see what I can do.",
+    "wx.failed": "Something went wrong on our side. Please try again later.",
+    "wx.menu.make": "Make",
+    "wx.menu.balance": "Balance",
+    "wx.menu.checkin": "Check in",
+    "wx.menu.topup": "Top up",
+    "wx.menu.credits": "Credits",
 }

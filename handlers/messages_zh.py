@@ -313,4 +313,14 @@ TEXTS: dict[str, str] = {
     "console.no_file": "找不到文件：{path}",
     "fail.back#other": "{count} 积分已退回。",
     "history.settled": "{date} #{job_id} 完成：花费 {credits} → {balance}",
+    # --- WeChat (bot/wechat) ------------------------------------------------------------------
+    "wx.pending": "正在为你处理。发送任意消息即可查看结果。",
+    "wx.more": "还有 {count} 条消息待查看：发送任意消息即可查看。",
+    "wx.unsupported": "我能读懂文字和图片。发送 /help 查看我能做什么。",
+    "wx.failed": "我们这边出了点问题，请稍后再试。",
+    "wx.menu.make": "制作",
+    "wx.menu.balance": "余额",
+    "wx.menu.checkin": "签到",
+    "wx.menu.topup": "充值",
+    "wx.menu.credits": "积分",
 }

@@ -150,14 +150,20 @@ class Payments(PlanSales):
             from ._stripe import create_stripe_session  # loaded with the client, above
 
             assert self._stripe is not None
-            made = await create_stripe_session(self._stripe, {
+            params: dict[str, Any] = {
                 "mode": "payment", "client_reference_id": str(user_id), "metadata": meta,
                 "payment_intent_data": {"metadata": meta},  # so charges name the order too
                 "line_items": [{"quantity": 1, "price_data": {
                     "currency": pkg.currency.lower(), "unit_amount": amount,
                     "product_data": {"name": title, "description": description}}}],
                 "success_url": cfg.success_url, "cancel_url": cfg.cancel_url,
-            }, idempotency_key=f"videofly-checkout-{order_id}")
+            }
+            if cfg.stripe_methods:
+                params["payment_method_types"] = list(cfg.stripe_methods)
+            if "wechat_pay" in cfg.stripe_methods:  # Stripe requires the client kind for it
+                params["payment_method_options"] = {"wechat_pay": {"client": "web"}}
+            made = await create_stripe_session(self._stripe, params,
+                                               idempotency_key=f"videofly-checkout-{order_id}")
         else:
             made = await create_creem_checkout(
                 self.http, api_base=cfg.creem_api_base, api_key=self._secrets["CREEM_API_KEY"],

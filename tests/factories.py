@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import bot.wechat._inbox_tables
+import bot.wechat._tables  # noqa: F401
 import core.outbox  # noqa: F401  (registers every table on the metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401

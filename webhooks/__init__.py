@@ -13,6 +13,7 @@ Routes (each verifies, parses and hands over; none holds business logic):
     GET  /media/{key}?exp=&sig=              media.py      local storage only
     GET  /demo/{name}                        media.py      only with a demo_dir
     POST /telegram                           telegram.py   → the bot's update queue
+    GET|POST /wechat                         wechat.py     → the WeChat channel's sink
     POST /payments/stripe, /payments/creem   payments.py   → Payments.apply (only with payments)
     GET  /healthz, GET /metrics              ops.py
 

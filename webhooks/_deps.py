@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from payments import Payments
 
     from .telegram import TelegramWebhook
+    from .wechat import WeChatWebhook
 
 __all__ = ["DEPS", "HANDOVER", "HEALTH", "WebDeps"]
 
@@ -50,6 +51,8 @@ class WebDeps:
     # /healthz: the background probe's period, and how old its last success may be.
     health_interval: float = 2.0
     health_max_age: float = 15.0
+    # WeChat: where `GET|POST /wechat` hands messages (no route without it).
+    wechat: WeChatWebhook | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)

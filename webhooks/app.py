@@ -59,6 +59,11 @@ def create_app(deps: WebDeps) -> web.Application:
         app.router.add_get("/demo/{name}", demo_clip, name="demo")
     if deps.telegram is not None:
         app.router.add_post("/telegram", telegram_update, name="telegram")
+    if deps.wechat is not None:  # its own, smaller body limit on top of the server's
+        from .wechat import wechat_get, wechat_post  # wechatpy only when WeChat is served
+
+        app.router.add_get("/wechat", wechat_get, name="wechat_get")
+        app.router.add_post("/wechat", wechat_post, name="wechat")
     if deps.payments is not None:
         app.router.add_post("/payments/stripe", stripe_webhook, name="payments_stripe")
         app.router.add_post("/payments/creem", creem_webhook, name="payments_creem")

@@ -2,6 +2,8 @@
 
 from alembic import context
 
+import bot.wechat._inbox_tables
+import bot.wechat._tables  # noqa: F401
 import core.outbox  # noqa: F401  (each import registers its tables on the shared metadata)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401

@@ -34,6 +34,8 @@ class Reply:
 class FakeServer(abc.ABC):
     """Base of the fakes: subclasses add their routes in `routes()`."""
 
+    client_max_size = 1024 * 1024  # aiohttp's default request body limit; uploads need more
+
     def __init__(self) -> None:
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -53,7 +55,7 @@ class FakeServer(abc.ABC):
 
     async def start(self, port: int = 0) -> None:
         """Binds 127.0.0.1 (port 0: a free one; else that port again, after a `stop`)."""
-        app = web.Application()
+        app = web.Application(client_max_size=self.client_max_size)
         app.add_routes(self.routes())
         # Cancel handlers whose client went away, so a timed-out request does not hold `stop`.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1,

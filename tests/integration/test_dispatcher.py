@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import _dispatch_sql as sql
-from bot.channel import Blocked, ChannelError, RetryLater, Undeliverable
+from bot.channel import Blocked, ChannelError, Held, RetryLater, Undeliverable
 from bot.dispatcher import Dispatcher, DispatchPolicy
 from core.db import new_id, read, write
 from core.outbox import enqueue, outbox
@@ -409,3 +409,30 @@ async def test_stopping_waits_for_the_message_in_flight_and_sends_no_more(
     assert channel.log == [("100", "first")]
     first, second = await rows(engine, uid)
     assert (first.state, second.state, second.attempts) == ("sent", "pending", 0)
+
+
+async def test_held_rows_wait_for_the_user_and_never_expire(engine: AsyncEngine, wallet: Wallet,
+                                                            clock: FakeClock) -> None:
+    ann = await wallet.open_account("wechat", "oAnn")
+    bob = await wallet.open_account("wechat", "oBob")
+    await queue(engine, clock, ann, kind="two", text="result")
+    await queue(engine, clock, ann, text="credits")
+    channel = Recorder("wechat")
+    channel.fail.extend([None, Held("outside the window")])  # the second part is refused
+    d = dispatcher(engine, channel, clock, max_age=timedelta(days=3))
+    await d.run_once()
+    channel.fail.append(Held("outside the window"))  # as WeChat keeps refusing the user
+    await d.run_once()
+    states = [(r.state, r.payload.get("_sent_parts")) for r in await rows(engine, ann)]
+    assert states == [("held", 1), ("held", None)]
+    await queue(engine, clock, bob, text="bob's")  # other users are not held up
+    await d.run_once()
+    assert channel.log == [("oAnn", "result/1"), ("oBob", "bob's")]
+    clock.advance(days=4)  # past max_age: held rows do not expire
+    assert await d.run_once() == 0
+    assert [r.state for r in await rows(engine, ann)] == ["held", "held"]
+    assert await sql.release_held(engine, channel="wechat", address="oAnn", now=clock()) == 2
+    assert await sql.release_held(engine, channel="wechat", address="oBob", now=clock()) == 0
+    assert await d.run_once() == 2
+    assert [t for a, t in channel.log if a == "oAnn"] == ["result/1", "result/2", "credits"]
+    assert [r.state for r in await rows(engine, ann)] == ["sent", "sent"]

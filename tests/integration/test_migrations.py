@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot.wechat._inbox_tables
+import bot.wechat._tables  # noqa: F401
 import core.outbox  # noqa: F401  (each import registers its tables)
 import generation.tables  # noqa: F401
 import handlers.tables  # noqa: F401

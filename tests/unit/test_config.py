@@ -68,6 +68,11 @@ def test_environment_overrides_with_typed_values(tmp_path: Path) -> None:
     ("[[models]]\nid='a'\nname='A'\nprovider='demo'\nkind='x'\ncredits=1\n", {},
      "models.0.kind"),
     ("[[packages]]\nid='p'\ncredits=1\nprice=1\ncurrency='dollars'\n", {}, "packages.0"),
+    ("[wechat]\nmode = 'service'\n", {}, "wechat.mode"),
+    ("[wechat]\nreply_window_seconds = 5.0\n", {}, "wechat.reply_window_seconds"),
+    ("[wechat]\nmax_body_bytes = 10\n", {}, "wechat.max_body_bytes"),
+    ("[payments]\nstripe_methods = ['card', 'WeChat Pay']\n", {}, "payments.stripe_methods"),
+    ("[payments]\nstripe_methods = ['card', 'card']\n", {}, "payments.stripe_methods"),
 ])
 def test_a_wrong_value_names_its_key(tmp_path: Path, body: str, env: dict[str, str],
                                      named: str) -> None:

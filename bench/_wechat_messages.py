@@ -1,0 +1,268 @@
+"""`bench/wechat.py messages`: signed WeChat text messages per second through `/wechat`,
+against a bare aiohttp handler.
+
+Two servers, in this process, one after the other on 127.0.0.1:
+
+* bare: an aiohttp app whose `POST /wechat` checks the signature (`wechatpy.utils.
+  check_signature`), parses the XML (`wechatpy.parse_message`) and answers a fixed passive
+  text reply (`wechatpy.create_reply`): the least any WeChat endpoint does;
+* videofly: the service as `videofly run` builds it (`bot.app.build_app` with the shipped
+  config and WeChat's variables set, `bot.channels.open_channels` attaching the WeChat inbox,
+  on a fresh migrated SQLite file, or on PostgreSQL with `--pg-url`), in `[wechat] mode`
+  `--mode` (passive by default: no customer-service message is sent for a reply in time, in
+  either mode). The WeChat API (access token, the custom menu at start) is the local fake.
+
+Load: a child process (so the client does not share this event loop) runs `--users` (100)
+simulated users at once, each sending `--messages` (20) signed `/balance` text messages one
+after the other, each with a fresh MsgId, and timing each request. Before timing, every user
+sends `/start` (first contact: account, bonus, welcome) and the server gets a warm-up round.
+For VideoFly each message is: signature, XML parse, the dedup row (one INSERT, one UPDATE with
+the reply), the user's /balance (one read) and the reply. Prints messages/s and p99 per server
+and the ratio videofly/bare (target >= 0.3), and whether videofly's p99 is under 1 s (WeChat
+gives up at 5 s). Every timed VideoFly reply must be the balance text, or the run fails.
+
+    python bench/wechat.py messages
+    python bench/wechat.py messages --users 100 --messages 50 --pg-url postgresql+asyncpg://…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import multiprocessing
+import secrets
+import statistics
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import xmltodict
+from aiohttp import web
+from wechatpy import create_reply, parse_message
+from wechatpy.utils import check_signature
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-wechat-token"
+APP_ID = "wxbench0123456789"
+APP_SECRET = "bench-app-secret"
+FIXED = "fixed passive reply"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=20, help="per user, timed")
+    parser.add_argument("--mode", choices=("active", "passive"), default="passive")
+    parser.add_argument("--pg-url", default=None, help="PostgreSQL instead of SQLite")
+
+
+# --- the load: a child process --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    url: str
+    users: int
+    messages: int
+    text: str
+    prefix: str  # openids are prefix + number
+
+
+def _xml(openid: str, text: str, msg_id: int) -> bytes:
+    body = {"ToUserName": "gh_bench", "FromUserName": openid,
+            "CreateTime": int(time.time()), "MsgType": "text", "Content": text,
+            "MsgId": msg_id}
+    return str(xmltodict.unparse({"xml": body}, full_document=False)).encode()
+
+
+def _query() -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+    parts = "".join(sorted((TOKEN, timestamp, nonce)))
+    return {"signature": hashlib.sha1(parts.encode()).hexdigest(),
+            "timestamp": timestamp, "nonce": nonce}
+
+
+async def _run_load(load: Load) -> tuple[float, list[float], list[str]]:
+    """(elapsed seconds, each request's latency, each reply's body)."""
+    ids = itertools.count(int(time.time() * 1000) * 1000)
+    latencies: list[float] = []
+    bodies: list[str] = []
+    connector = aiohttp.TCPConnector(limit=load.users + 10)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def user(n: int) -> None:
+            openid = f"{load.prefix}{n:05d}"
+            for _ in range(load.messages):
+                started = time.perf_counter()
+                async with session.post(load.url, params=_query(),
+                                        data=_xml(openid, load.text, next(ids))) as resp:
+                    body = await resp.text()
+                latencies.append(time.perf_counter() - started)
+                bodies.append(body if resp.status == 200 else f"HTTP {resp.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user(n) for n in range(load.users)))
+        return time.perf_counter() - started, latencies, bodies
+
+
+def _child(load: Load, out: Any) -> None:
+    out.send(asyncio.run(_run_load(load)))
+    out.close()
+
+
+async def run_load(load: Load) -> tuple[float, list[float], list[str]]:
+    """Runs `load` in a child process and waits for its figures without blocking the loop."""
+    here, there = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("spawn").Process(target=_child, args=(load, there))
+    process.start()
+    there.close()
+    result: tuple[float, list[float], list[str]] = await asyncio.to_thread(here.recv)
+    await asyncio.to_thread(process.join, 30)
+    return result
+
+
+# --- the bare baseline ----------------------------------------------------------------------
+
+
+async def bare_wechat(request: web.Request) -> web.Response:
+    """Signature, XML parse and a fixed passive reply: the least a WeChat endpoint does."""
+    query = request.query
+    check_signature(TOKEN, query.get("signature", ""), query.get("timestamp", ""),
+                    query.get("nonce", ""))
+    message = parse_message(await request.read())
+    return web.Response(text=create_reply(FIXED, message).render(),
+                        content_type="application/xml")
+
+
+@asynccontextmanager
+async def bare_server() -> AsyncIterator[str]:
+    from bot.app import serve
+
+    app = web.Application()
+    app.router.add_post("/wechat", bare_wechat)
+    async with serve(app) as url:
+        yield f"{url}/wechat"
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    per_second: float
+    p99: float
+
+    def __str__(self) -> str:
+        return f"{self.per_second:8.0f} messages/s   p99 {self.p99 * 1000:7.1f} ms"
+
+
+def figures(elapsed: float, latencies: list[float]) -> Figures:
+    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+    return Figures(len(latencies) / elapsed, p99)
+
+
+def reply_content(body: str) -> str:
+    if body == "success" or body.startswith("HTTP"):
+        return body
+    return str(xmltodict.parse(body)["xml"].get("Content", ""))
+
+
+# --- the VideoFly service -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def videofly_server(data_dir: Any, mode: str, pg_url: str | None) -> AsyncIterator[str]:
+    """The service as `videofly run` builds it, WeChat's API at a local fake; its /wechat."""
+    import socket
+    from contextlib import AsyncExitStack
+
+    from bot.app import build_app, serve
+    from bot.channels import open_channels
+    from bot.dispatcher import Dispatcher, DispatchPolicy
+    from core.config import Secrets, load_config
+    from tests.fakes.wechat import WeChatFake
+
+    async with AsyncExitStack() as stack:
+        wx = await stack.enter_async_context(WeChatFake(app_id=APP_ID, secret=APP_SECRET))
+        sock = stack.enter_context(socket.socket())
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        database = pg_url or f"sqlite+aiosqlite:///{data_dir}/bench.db"
+        config = load_config(ROOT / "config.toml", environ={
+            "DATABASE_URL": database, "VIDEOFLY__APP__DATA_DIR": str(data_dir),
+            "VIDEOFLY__APP__LOG_LEVEL": "WARNING",
+            "VIDEOFLY__STORAGE__LOCAL_DIR": f"{data_dir}/media",
+            "VIDEOFLY__HTTP__PUBLIC_URL": url, "VIDEOFLY__WECHAT__API_BASE_URL": wx.url,
+            "VIDEOFLY__WECHAT__MODE": mode})
+        secrets = Secrets({"PROVIDER_CALLBACK_SECRET": "p" * 40, "MEDIA_LINK_SECRET": "m" * 40,
+                           "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+                           "WECHAT_TOKEN": TOKEN})
+        app = await stack.enter_async_context(build_app(config, secrets))
+        await stack.enter_async_context(serve(app.web_app, sock=sock))
+        channels = await stack.enter_async_context(open_channels(app, secrets))
+        await stack.enter_async_context(Dispatcher(
+            engine=app.engine, handlers=app.handlers, channels=channels,
+            policy=DispatchPolicy(idle=0.5)))
+        yield f"{url}/wechat"
+
+
+async def measure(url: str, args: argparse.Namespace, prefix: str, text: str,
+                  ) -> tuple[Figures, list[str]]:
+    """Warm-up (every user's first contact, then a round), then the timed round."""
+    first = Load(url, args.users, 1, "/start", prefix)
+    await run_load(first)
+    await run_load(Load(url, args.users, 2, text, prefix))
+    elapsed, latencies, bodies = await run_load(Load(url, args.users, args.messages, text,
+                                                     prefix))
+    return figures(elapsed, latencies), bodies
+
+
+async def bench_messages(args: argparse.Namespace) -> int:
+    import logging
+    import tempfile
+
+    from handlers.messages import t
+
+    logging.basicConfig(level=logging.WARNING)
+    async with bare_server() as url:
+        bare, _ = await measure(url, args, "oBare", "/balance")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.pg_url:
+            await _empty_postgres(args.pg_url)
+        async with videofly_server(tmp, args.mode, args.pg_url) as url:
+            ours, bodies = await measure(url, args, "oUser", "/balance")
+    expected = t("zh", "balance.text", available=10, held=0)
+    wrong = [b for b in bodies if expected not in reply_content(b)]
+    total = args.users * args.messages
+    print(f"{total} signed /balance messages from {args.users} users at once "
+          f"({args.mode} mode, {'PostgreSQL' if args.pg_url else 'SQLite'})")
+    print(f"  bare aiohttp + wechatpy  {bare}")
+    print(f"  videofly /wechat         {ours}")
+    ratio = ours.per_second / bare.per_second
+    print(f"  ratio videofly/bare      {ratio:8.2f}   (target >= 0.3)")
+    print(f"  videofly p99 < 1 s       {'yes' if ours.p99 < 1.0 else 'NO'}")
+    if wrong:
+        print(f"FAILED: {len(wrong)} replies were not the balance, e.g. "
+              f"{reply_content(wrong[0])[:200]!r}")
+        return 1
+    return 0
+
+
+async def _empty_postgres(url: str) -> None:
+    """Drops every table of the PostgreSQL database named (a bench database only)."""
+    from sqlalchemy import text
+
+    from core.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()

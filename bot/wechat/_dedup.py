@@ -1,0 +1,130 @@
+"""Exactly once per WeChat message, across replicas: a unique key in `wechat_inbound`.
+
+    seen = await claim(engine, key, openid, now=now)   # None: ours to handle
+    if seen is None:
+        ...handle...; await settle(engine, key, REPLIED, text)
+    else:
+        seen = await wait_settled(engine, key, deadline)  # another try is handling it
+
+The first try to INSERT the key handles the message; any other try (WeChat's retry, on this
+instance or another) reads the row and, while it still says `working`, polls it until the first
+try settles it or its own time is up. A plain INSERT that fails on the primary key is the one
+portable "claim" on SQLite and PostgreSQL alike, and it is its own transaction, so nothing else
+is rolled back with it. Each function is one crossing to the driver (`core.db.write`/`read`):
+on SQLite one thread hop instead of one per statement, which is most of a message's cost.
+
+A try whose instance dies while `working` leaves the row so: later tries answer `success` (or
+the passive notice) rather than act a second time, since the first may have acted already
+(a job started, credits spent). The user sees no answer to that one message and can send it
+again; everything the handling queued in the outbox is delivered as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import read, write
+
+from ._inbox_tables import wechat_inbound
+
+__all__ = ["DEFERRED", "KEEP", "REPLIED", "SETTLE", "WORKING", "Seen", "claim", "peek", "purge",
+           "settle", "wait_settled"]
+
+WORKING, REPLIED, DEFERRED = "working", "replied", "deferred"
+KEEP = timedelta(hours=1)  # WeChat's tries span ~15 s; an hour leaves room for slow clocks
+POLL_SECONDS = (0.02, 0.05, 0.1, 0.2)  # a waiting try's polls: soon at first, then every 0.2 s
+_CLAIM = insert(wechat_inbound)
+_PEEK = (select(wechat_inbound.c.status, wechat_inbound.c.reply)
+         .where(wechat_inbound.c.key == bindparam("k")))
+# Settles the first try's row (`k`, `new_status`, `new_reply`), once.
+SETTLE = (update(wechat_inbound)
+          .where(wechat_inbound.c.key == bindparam("k"), wechat_inbound.c.status == WORKING)
+          .values(status=bindparam("new_status"), reply=bindparam("new_reply")))
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """How another try left the message: still `working`, or settled with its reply."""
+
+    status: str
+    reply: str | None
+
+
+async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
+                keep: timedelta = KEEP, also: Callable[[Connection], bool] | None = None,
+                ) -> tuple[Seen | None, bool]:
+    """(None, …) when this try is the first (it must handle the message), else (the row as
+    is, False). `also` runs in the same transaction when the claim succeeds (taking the
+    user's turn); its result is the second item."""
+    row = {"key": key, "openid": openid, "status": WORKING, "created_at": now,
+           "expires_at": now + keep}
+
+    def op(conn: Connection) -> bool:
+        conn.execute(_CLAIM, row)
+        return also(conn) if also is not None else False
+
+    try:
+        return None, await write(engine, op)
+    except IntegrityError:
+        seen = await peek(engine, key)
+        if seen is not None:
+            return seen, False
+        if also is None:  # the row expired and went meanwhile: nobody can be acting on it
+            return Seen(WORKING, None), False
+        # `also` clashed (another instance made the user's turn row at that moment): claim
+        # without it, and the turn is taken the usual way.
+        return await claim(engine, key, openid, now=now, keep=keep)
+
+
+async def peek(engine: AsyncEngine, key: str) -> Seen | None:
+    row = await read(engine, lambda conn: conn.execute(_PEEK, {"k": key}).first())
+    return None if row is None else Seen(row.status, row.reply)
+
+
+async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, *,
+                 also: Callable[[Connection], object] | None = None) -> None:
+    """Records the answer the first try gave, for the tries after it; `also` runs in the same
+    transaction (giving the user's turn back)."""
+    params = {"k": key, "new_status": status, "new_reply": reply}
+
+    def op(conn: Connection) -> None:
+        conn.execute(SETTLE, params)
+        if also is not None:
+            also(conn)
+
+    await write(engine, op)
+
+
+async def wait_settled(engine: AsyncEngine, key: str, deadline: float,
+                       nudge: asyncio.Event | None = None) -> Seen:
+    """The row once settled, or as it is at `deadline` (the event loop's clock). `nudge`, set
+    when this instance settles the key itself, ends a wait early without a poll."""
+    loop = asyncio.get_running_loop()
+    step = 0
+    while True:
+        seen = await peek(engine, key) or Seen(WORKING, None)
+        left = deadline - loop.time()
+        if seen.status != WORKING or left <= 0:
+            return seen
+        pause = min(POLL_SECONDS[min(step, len(POLL_SECONDS) - 1)], left)
+        step += 1
+        if nudge is None:
+            await asyncio.sleep(pause)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(nudge.wait(), pause)
+
+
+async def purge(engine: AsyncEngine, now: datetime) -> int:
+    """Deletes the rows past their expiry; returns how many."""
+    query = delete(wechat_inbound).where(wechat_inbound.c.expires_at < now)
+    result = await write(engine, lambda conn: conn.execute(query))
+    return int(result.rowcount or 0)

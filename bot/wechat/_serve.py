@@ -1,0 +1,239 @@
+"""The inbound side of WeChat: each message answered once, within WeChat's 5 seconds.
+
+    inbox = WeChatInbox(engine=..., answer=..., send=..., render=..., words=..., photo=...,
+                        mode="active", window=4.0)
+    hook.attach(inbox)          # webhooks.wechat hands it every verified, parsed message
+
+For a message (`on_message`):
+1. `to_inbound`; what needs no answer (unsubscribe, VIEW) is answered `success` at once.
+2. The first try claims the message's key (`_dedup.claim`), and in the same transaction
+   takes the user's turn (`bot.ordering.Turns`: one user's messages one at a time, across
+   replicas), which it gives back in the transaction that settles the answer: two writes a
+   message instead of four. A retry, here or on another replica, waits for the first try's
+   answer and gives the same one (`wait_settled`). When the turn is taken elsewhere, the
+   answer path waits for it as usual.
+3. The first try runs `answer(inbound)` in a task of its own (it survives WeChat hanging up)
+   and waits up to `window` seconds (4 in production; WeChat gives up at 5) from arrival:
+   - `active` (a verified account; customer-service messages allowed):
+     ready and all plain text that fits one reply → that text is the HTTP reply;
+     otherwise → `success`, and the answers go out through `send` (customer-service messages)
+     when ready. Messages held for the 48-hour window go out after this message's reply.
+   - `passive` (an unverified account: replies only): ready → the reply carries the held
+     messages oldest first, then the answers, as much as fits, and says how many are left;
+     late → the reply carries what is held and says "send any message to get your result";
+     the answers are held when ready (`_held`).
+The reply is stored with the message's key in the same transaction that settles it, so a
+retry of a reply lost on the way gets the same text (`_held.reply_with_held`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from wechatpy.messages import BaseMessage
+
+from bot.ordering import Turns
+from core.db import write
+from handlers.types import Inbound, Outbound, Text
+
+from . import _dedup, _held
+from ._inbound import CHANNEL, IGNORE, UNSUPPORTED, WeChatPhoto, dedup_key, to_inbound
+
+__all__ = ["GRACE_SECONDS", "WeChatInbox", "Words"]
+
+log = logging.getLogger("bot.wechat")
+
+GRACE_SECONDS = 0.5  # a retry waits this much past its window for the first try's answer
+# answer(inbound, held): the answers; `held` is the lease id of the user's turn when the
+# inbox took it with the message's claim (`bot.ordering.Turns.hold(held=…)`), else None.
+Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound]]]
+Send = Callable[[str, Outbound], Awaitable[object]]
+Say = Callable[..., str]  # say(key, **params): a catalogue text in the user's language
+
+
+class Words(Protocol):
+    """The catalogue in a user's language: `say = await words(openid)`; `say(key, **params)`."""
+
+    async def __call__(self, openid: str) -> Say: ...
+
+
+class WeChatInbox:
+    """`on_message` for the `/wechat` route (see the module doc)."""
+
+    def __init__(self, *, engine: AsyncEngine, answer: Answer, send: Send,
+                 render: _held.Render, words: Words,
+                 photo: Callable[[str, str], WeChatPhoto],
+                 clock: Callable[[], datetime], mode: Literal["active", "passive"] = "active",
+                 window: float = 4.0, language: str | None = "zh",
+                 reply_bytes: int = _held.REPLY_BYTES,
+                 on_inbound: Callable[[str], Awaitable[object]] | None = None,
+                 turns: Turns | None = None) -> None:
+        self._engine, self._answer, self._send = engine, answer, send
+        self._on_inbound, self._turns = on_inbound, turns
+        self._render, self._words, self._photo = render, words, photo
+        self._clock, self.mode, self.window = clock, mode, window
+        self._language, self._reply_bytes = language, reply_bytes
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._settled: dict[str, asyncio.Event] = {}  # keys this instance is working on
+
+    async def on_message(self, message: BaseMessage) -> str | None:
+        """The passive reply's text, or None for `success`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.window
+        inbound = to_inbound(message, photo=self._photo, language=self._language)
+        if inbound is IGNORE:
+            return None
+        openid = str(message.source)
+        key = dedup_key(message)
+        turns = self._turns if self._turns is not None and self._turns.lease else None
+        holder = secrets.token_hex(8)
+        take = None if turns is None else \
+            (lambda conn: turns.take(conn, CHANNEL, openid, holder))
+        seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
+                                        also=take)
+        if seen is not None:
+            return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
+        if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
+            await self._on_inbound(openid)
+        event = self._settled[key] = asyncio.Event()
+        try:
+            return await self._first(key, openid, inbound, deadline,
+                                     holder if took else None)
+        finally:
+            event.set()
+            del self._settled[key]
+
+    def _give(self, openid: str, holder: str | None) -> Callable[[Connection], None] | None:
+        """Gives the user's turn back inside a transaction, when the claim took it."""
+        turns = self._turns
+        if turns is None or holder is None:
+            return None
+        return lambda conn: turns.give(conn, CHANNEL, openid, holder)
+
+    async def _retry(self, key: str, openid: str, seen: _dedup.Seen, deadline: float,
+                     ) -> str | None:
+        if seen.status == _dedup.WORKING:
+            seen = await _dedup.wait_settled(self._engine, key, deadline,
+                                             self._settled.get(key))
+        if seen.status != _dedup.WORKING:
+            return seen.reply
+        log.info("wechat: a retry found its message still being handled")
+        if self.mode == "active":
+            return None
+        return (await self._words(openid))("wx.pending")
+
+    async def _first(self, key: str, openid: str, inbound: Inbound | object,
+                     deadline: float, holder: str | None) -> str | None:
+        work = self.spawn(self._handle(openid, inbound, holder))
+        loop = asyncio.get_running_loop()
+        done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
+        # From here until add_done_callback, no await: the task cannot finish unnoticed.
+        if work in done:
+            answers, give = work.result(), self._give(openid, holder)
+            if self.mode == "passive":
+                return await self._passive(key, openid, answers, _dedup.REPLIED, give)
+            return await self._active(key, openid, answers, give)
+        work.add_done_callback(lambda t: self._late(openid, t, holder))
+        if self.mode == "passive":
+            return await self._passive(key, openid, [], _dedup.DEFERRED)
+        await _dedup.settle(self._engine, key, _dedup.DEFERRED, None)
+        return None
+
+    async def _handle(self, openid: str, inbound: Inbound | object,
+                      holder: str | None) -> list[Outbound]:
+        if not isinstance(inbound, Inbound):  # UNSUPPORTED
+            assert inbound is UNSUPPORTED
+            return [Text(text=(await self._words(openid))("wx.unsupported"))]
+        try:
+            return await self._answer(inbound, holder)
+        except Exception:  # the answer path maps errors itself; this is a bug's last stop
+            log.exception("wechat: answering %s failed", openid)
+            return [Text(text=(await self._words(openid))("wx.failed"))]
+
+    async def _active(self, key: str, openid: str, answers: list[Outbound],
+                      give: Callable[[Connection], None] | None) -> str | None:
+        texts = [await self._render(a) for a in answers if isinstance(a, Text)]
+        text = "\n\n".join(texts)
+        if answers and len(texts) == len(answers) and len(text.encode()) <= self._reply_bytes:
+            await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=give)
+            self._later(self._deliver(openid, []))  # held messages, now the window is open
+            return text
+        await _dedup.settle(self._engine, key, _dedup.DEFERRED, None, also=give)
+        self._later(self._deliver(openid, answers))
+        return None
+
+    async def _passive(self, key: str, openid: str, answers: list[Outbound],
+                       status: str, give: Callable[[Connection], None] | None = None) -> str:
+        notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
+
+        async def footer() -> Callable[[int], str]:
+            say = await self._words(openid)
+            return lambda count: say("wx.more", count=count)
+
+        return await _held.reply_with_held(
+            self._engine, key=key, openid=openid, fresh=answers, status=status,
+            render=self._render, footer=footer, notice=notice, now=self._clock(),
+            limit=self._reply_bytes, also=give)
+
+    async def _deliver(self, openid: str, answers: list[Outbound]) -> None:
+        """Active mode: held messages first, then `answers`, as customer-service messages;
+        what cannot go out now is held for the user's next message."""
+        try:
+            await _held.deliver_held(self._engine, openid, lambda m: self._send(openid, m))
+        except Exception as exc:
+            log.warning("wechat: held messages for a user stay held: %s", type(exc).__name__)
+            await _held.hold(self._engine, openid, answers, self._clock())
+            return
+        for index, answer in enumerate(answers):
+            try:
+                await self._send(openid, answer)
+            except Exception as exc:
+                log.warning("wechat: a late answer is held: %s", type(exc).__name__)
+                await _held.hold(self._engine, openid, answers[index:], self._clock())
+                return
+
+    def _late(self, openid: str, work: asyncio.Task[list[Outbound]],
+              holder: str | None) -> None:
+        """Answers that missed the window: held (passive) or sent (active); the user's turn,
+        when the claim took it, is given back now that they are made."""
+        give = self._give(openid, holder)
+        if give is not None:
+            self._later(self._give_back(give))
+        if work.cancelled():
+            return
+        answers = work.result()
+        if self.mode == "passive":
+            self._later(_held.hold(self._engine, openid, answers, self._clock()))
+        else:
+            self._later(self._deliver(openid, answers))
+
+    async def _give_back(self, give: Callable[[Connection], None]) -> None:
+        await write(self._engine, give)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A task kept until done (the loop holds tasks weakly); its error is logged."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _later(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.spawn(coro)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("wechat: background work failed", exc_info=task.exception())
+
+    async def wait_idle(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Waits (bounded) for the answers still being made and sent: for shutdown, tests."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
