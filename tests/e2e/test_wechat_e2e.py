@@ -173,9 +173,9 @@ async def test_active_first_contact_to_a_delivered_video(database: TestDatabase,
         assert t("zh", "welcome") in welcome  # Chinese until the user picks another
         assert "1. " in welcome  # the main menu, numbered
         balance = joined(await ann.sends(event_xml("oAnn", "CLICK", "BALANCE")))
-        assert t("zh", "balance.text", available=10, held=0) in balance
+        assert t("zh", "balance.text", available="10 积分", held="0 积分") in balance
         checkin = joined(await ann.sends(event_xml("oAnn", "CLICK", "CHECKIN")))
-        assert t("zh", "checkin.done", credits=2, balance=12) in checkin
+        assert t("zh", "checkin.done", credits="2 积分", balance=12) in checkin
 
         await ann.makes_a_video()
         async with asyncio.timeout(WAIT):  # the dispatcher sends the video when it is ready
@@ -216,7 +216,7 @@ async def test_safe_mode_conversation(database: TestDatabase, tmp_path: Path) ->
     async with WeChatFake() as wx, wechat_service(database, tmp_path, wx, safe=True) as stack:
         dee = Person(stack, "oDee")
         assert t("zh", "welcome") in joined(await dee.says("你好"))
-        assert t("zh", "balance.text", available=10, held=0) in joined(
+        assert t("zh", "balance.text", available="10 积分", held="0 积分") in joined(
             await dee.says("/balance"))
         bad = await stack.sim.post(text_xml("oDee", "/balance"), bad_msg_signature=True)
         assert bad.status_code == 403

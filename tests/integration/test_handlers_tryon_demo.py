@@ -26,8 +26,8 @@ async def order_try_on(user: User, model: str, status_says: str) -> int:
     assert "kind:try-on" in choices(await user.send("/generate"))
     await user.press("kind:try-on")
     await user.photo(PHOTO)  # the person
-    assert "done" in choices(await user.photo(PHOTO))  # one garment
-    await user.press("done")
+    # one garment: a free user's most ([tiers.free] max_clothes = 1), so the look comes next
+    assert "Describe the look" in texts(await user.photo(PHOTO))
     models = await user.send("影棚照片 \x1b[1mstudio\x1b[0m photo")
     assert choices(models) == [f"model:{model}", "cancel"]  # the other one is not offered
     confirm = await user.press(f"model:{model}")
