@@ -61,17 +61,18 @@ def _unlocks(deps: ChatDeps, lang: str, rules: TierConfig) -> str:
              models=models)
 
 
-def _price(lang: str, plan: PlanConfig) -> str:
+def _price(lang: str, plan: PlanConfig, stars_here: bool) -> str:
     text = t(lang, "plan.price", price=plan.price, currency=plan.currency) if plan.price else ""
-    if plan.stars:
+    if plan.stars and stars_here:  # Stars prices only where the channel takes invoices
         stars = t(lang, "plan.price_stars", stars=plan.stars)
         text = t(lang, "plan.price_or", a=text, b=stars) if text else stars
     return text
 
 
-def _plan_line(deps: ChatDeps, lang: str, plan: PlanConfig) -> str:
+def _plan_line(deps: ChatDeps, ctx: Ctx, plan: PlanConfig) -> str:
+    lang = ctx.lang
     return t(lang, "plan.line", name=tier_name(lang, plan.tier), credits=plan.credits,
-             days=plan.period_days, price=_price(lang, plan),
+             days=plan.period_days, price=_price(lang, plan, ctx.caps.invoices),
              unlocks=_unlocks(deps, lang, deps.config.tier(plan.tier)))
 
 
@@ -101,7 +102,7 @@ async def view(deps: ChatDeps, ctx: Ctx) -> Text:
     lines = [t(lang, "plan.title"),
              t(lang, "plan.free_line", name=tier_name(lang, "free"),
                unlocks=_unlocks(deps, lang, free)),
-             *(_plan_line(deps, lang, p) for p in deps.config.plans), "", _mine(deps, ctx, m)]
+             *(_plan_line(deps, ctx, p) for p in deps.config.plans), "", _mine(deps, ctx, m)]
     if not deps.config.plans or deps.plans is None:
         lines.append(t(lang, "plan.none"))
         return Text(text="\n".join(lines), buttons=main_menu(lang))
