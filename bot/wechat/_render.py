@@ -9,6 +9,7 @@ its caption only.
 
 from __future__ import annotations
 
+from handlers.menus import numbered
 from handlers.types import Media, Outbound, Picture, Text
 from storage import Storage
 
@@ -34,13 +35,4 @@ class TextRenderer:
 
     @staticmethod
     def text(message: Text) -> str:
-        lines = [message.text]
-        number = 0
-        for row in message.buttons:
-            for button in row:
-                if button.url:
-                    lines.append(f"{button.label}: {button.url}")
-                else:
-                    number += 1
-                    lines.append(f"{number}. {button.label}")
-        return "\n".join(lines)
+        return numbered(message).text  # the one numbered-menu rendering (handlers.menus)
