@@ -209,7 +209,8 @@ async def test_active_language_admin_and_unsupported(database: TestDatabase,
         voice = joined(await cat.sends(message_xml("oCat", "voice", MediaId="v1",
                                                    Format="amr")))
         assert t("en", "wx.unsupported") in voice.splitlines()
-        assert await cat.sends(event_xml("oCat", "unsubscribe")) == []
+        # no reply to an unsubscribe (the grant's notice may still be on its way: not a reply)
+        assert await stack.sim.send(event_xml("oCat", "unsubscribe")) is None
 
 
 async def test_safe_mode_conversation(database: TestDatabase, tmp_path: Path) -> None:
