@@ -1,11 +1,13 @@
 """`videofly chat`: the whole service in one process, talking to one user in the terminal.
 
-The HTTP server binds a free port on 127.0.0.1 first and that address becomes this process's
-public URL (the demo provider calls back through it, and fetches its clip from it), whatever
-`[http]` says: a terminal session is never reached from outside. Then the app is built as
-`videofly run` builds it, with the console as its only channel, the outbox dispatcher and the
-scheduler running. Answers to a typed line are printed at once; what happens later (the video
-is ready, the status moved on) arrives through the outbox dispatcher, as on Telegram.
+A free port on 127.0.0.1 is bound first and that address becomes this process's public URL
+(the demo provider calls back through it, and fetches its clip from it), whatever `[http]`
+says: a terminal session is never reached from outside. Then the app is built as `videofly run`
+builds it, with the console as its only channel and the outbox dispatcher. The welcome and the
+first menu come first; the HTTP server and the scheduler start right after, before the first
+typed line is handled (a newcomer waits for the menu, not for aiohttp's import). Answers to
+a typed line are printed at once; what happens later (the video is ready, the status moved on)
+arrives through the outbox dispatcher, as on Telegram.
 
 Each typed line goes through the shared answer path (`bot.answer.Answerer`), as WeChat's and
 Telegram's updates do: a number picks from the numbered menu kept with the chat row.
@@ -87,8 +89,7 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = replace(config, http=replace(config.http, host="127.0.0.1",
                                               port=sock.getsockname()[1], public_url=url))
-        async with build_app(config, secrets) as app, serve(app.web_app, sock=sock), \
-                app.scheduler:
+        async with build_app(config, secrets) as app:
             console = ConsoleChannel.for_language(
                 storage=app.storage, data_dir=Path(config.app.data_dir),
                 default=config.app.default_language, write=write)
@@ -108,15 +109,19 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                 _reader(stdin or sys.stdin, loop, lines)
                 await answers.answer(Inbound(channel=console.name, address=ADDRESS,
                                              text="/start", language=console.hint))
-                while (line := await lines.get()) is not None:
-                    if line.strip().lower() in QUIT:
-                        break
-                    if (path := missing_path(line)) is not None:  # a mistyped path
-                        write(t(await console.user_lang(), "console.no_file", path=path))
-                        continue
-                    inbound = console.inbound(line)
-                    if inbound is not None:
-                        await answers.answer(inbound)
-                        dispatcher.notify()
+                # The first menu is on screen: now the server and the scheduler (aiohttp's and
+                # APScheduler's imports are most of the wait the user would otherwise see).
+                # Lines typed meanwhile wait in `lines`; no job is made before the server is up.
+                async with serve(app.web_app, sock=sock), app.scheduler:
+                    while (line := await lines.get()) is not None:
+                        if line.strip().lower() in QUIT:
+                            break
+                        if (path := missing_path(line)) is not None:  # a mistyped path
+                            write(t(await console.user_lang(), "console.no_file", path=path))
+                            continue
+                        inbound = console.inbound(line)
+                        if inbound is not None:
+                            await answers.answer(inbound)
+                            dispatcher.notify()
             write(t(console.lang, "console.bye"))
     return 0

@@ -43,16 +43,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from socket import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import webhooks
 from core import migrate
 from core.config import Config, GenerationConfig, Secrets
 from core.db import create_engine, utcnow
@@ -63,12 +62,15 @@ from payments import Payments
 from providers import PROVIDERS, DemoProvider, Provider, Setup
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
 from wallet import Wallet
-from webhooks.telegram import TelegramWebhook
+from webhooks.metrics import Metrics
 
 from ._secrets import SecretProblem, service_secrets
 from .scheduler import Periodic, Scheduler, membership_jobs, periodic_jobs
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
+    from webhooks.telegram import TelegramWebhook
     from webhooks.wechat import WeChatWebhook
 
 __all__ = ["App", "StartupError", "build_app", "engine_for", "http_client", "serve"]
@@ -89,10 +91,13 @@ class StartupError(Exception):
     """The service cannot start as configured; the message names what to set."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class App:
     """What the running service is made of. `providers` are the timed clients the job service
-    and the web routes use; `demo` is the demo provider inside `providers["demo"]`."""
+    and the web routes use; `demo` is the demo provider inside `providers["demo"]`.
+
+    `web_app`, the aiohttp application, is built on first use: aiohttp's import costs about
+    0.3 s of CPU, which `videofly chat` spends after its first menu, not before."""
 
     config: Config
     engine: AsyncEngine
@@ -107,10 +112,19 @@ class App:
     payments: Payments
     telegram_webhook: TelegramWebhook | None  # webhook mode: where POST /telegram hands over
     wechat_webhook: WeChatWebhook | None  # WeChat configured: where /wechat hands over
-    metrics: webhooks.Metrics
-    web_app: web.Application
+    metrics: Metrics
     scheduler: Scheduler
     demo_dir: Path
+
+    @cached_property
+    def web_app(self) -> web.Application:
+        from webhooks import WebDeps, create_app
+
+        return create_app(WebDeps(
+            engine=self.engine, jobs=self.jobs, providers=self.providers, storage=self.storage,
+            metrics=self.metrics, max_body_bytes=self.config.http.max_body_bytes,
+            demo_dir=self.demo_dir, telegram=self.telegram_webhook, payments=self.payments,
+            wechat=self.wechat_webhook, body_timeout=self.config.http.body_timeout_seconds))
 
 
 def engine_for(config: Config) -> AsyncEngine:
@@ -192,7 +206,7 @@ async def build_app(
                             public_url=config.http.public_url,
                             delay=config.generation.demo_delay_seconds)
         stack.push_async_callback(demo.aclose)
-        metrics = webhooks.Metrics()
+        metrics = Metrics()
         clients = metrics.timed({**built, "demo": demo, **(providers or {})})
         log.info("providers: %s; models offered: %s", ", ".join(sorted(clients)),
                  ", ".join(m.id for m in config.models if m.enabled) or "none")
@@ -211,11 +225,6 @@ async def build_app(
         handlers = Handlers(ChatDeps(config=config, engine=engine, wallet=wallet, jobs=jobs,
                                      catalogue=catalogue, storage=storage, clock=clock,
                                      topup=payments, plans=payments, memberships=memberships))
-        web_app = webhooks.create_app(webhooks.WebDeps(
-            engine=engine, jobs=jobs, providers=clients, storage=storage, metrics=metrics,
-            max_body_bytes=config.http.max_body_bytes, demo_dir=demo_dir,
-            telegram=telegram_webhook, payments=payments, wechat=wechat_webhook,
-            body_timeout=config.http.body_timeout_seconds))
         started = clock()
         housekeeping = [Periodic("purge_demo_clips", HOUSEKEEPING_SECONDS,
                                  lambda: demo.purge(DEMO_CLIP_KEEP_SECONDS)),
@@ -238,14 +247,16 @@ async def build_app(
         yield App(config=config, engine=engine, http=http, storage=storage, providers=clients,
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
                   payments=payments, telegram_webhook=telegram_webhook,
-                  wechat_webhook=wechat_webhook, metrics=metrics,
-                  web_app=web_app, scheduler=scheduler, demo_dir=demo_dir)
+                  wechat_webhook=wechat_webhook, metrics=metrics, scheduler=scheduler,
+                  demo_dir=demo_dir)
 
 
 def _telegram_webhook(config: Config, secrets: Secrets) -> TelegramWebhook | None:
     """The hand-over point of `POST /telegram`, in webhook mode with a bot token only."""
     if config.telegram.mode != "webhook" or not secrets.get("TELEGRAM_BOT_TOKEN"):
         return None
+    from webhooks.telegram import TelegramWebhook  # aiohttp only when a server is started
+
     try:
         return TelegramWebhook(secrets.get("TELEGRAM_WEBHOOK_SECRET") or "")
     except ValueError as exc:
@@ -328,7 +339,11 @@ async def serve(web_app: web.Application, *, host: str = "127.0.0.1", port: int 
     `header_timeout`: aiohttp's keep-alive timeout, which it also counts from a connection's
     start: a client that has not sent a whole request head by then (a slow-loris one byte at
     a time, or an idle kept-alive connection) is disconnected."""
-    runner = web.AppRunner(web_app, access_log_class=webhooks.AccessLogger,
+    from aiohttp import web
+
+    from webhooks import AccessLogger
+
+    runner = web.AppRunner(web_app, access_log_class=AccessLogger,
                            shutdown_timeout=SHUTDOWN_TIMEOUT, keepalive_timeout=header_timeout)
     await runner.setup()
     try:

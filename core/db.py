@@ -60,8 +60,6 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -145,8 +143,15 @@ def upsert(bind: AsyncEngine | AsyncConnection | Connection, table: Table,
            ) -> Insert:
     """INSERT `values`, or on a clash of the unique `key` UPDATE the existing row with `update`
     (the dialect's own INSERT … ON CONFLICT DO UPDATE; both databases have it)."""
-    insert = pg_insert if is_postgres(bind) else sqlite_insert
-    return insert(table).values(values).on_conflict_do_update(index_elements=key, set_=update)
+    if is_postgres(bind):  # each dialect's module is imported on first use (start-up time)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(values).on_conflict_do_update(
+            index_elements=key, set_=update)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).values(values).on_conflict_do_update(
+        index_elements=key, set_=update)
 
 
 def create_engine(
@@ -296,15 +301,3 @@ async def _read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             await conn.execution_options(**{_READ_ONLY: True})
         async with conn.begin():
             yield conn
-
-
-# The names of before `read` and `write`, for branches written against them; the ownership test
-# (tests/unit/test_ownership.py) keeps them out of the tree.
-read_tx = read
-write_tx = write
-run_write = write
-
-
-async def run_read(engine: AsyncEngine, op: Callable[[Connection], T], *,
-                   inline: bool = False) -> T:
-    return await read(engine, op)

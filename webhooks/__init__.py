@@ -27,11 +27,31 @@ stalls every request in flight for ~100 ms (see `bench/callbacks.py`); a service
 `gc.collect(); gc.freeze()` once it has started.
 """
 
-from ._deps import DEPS, HANDOVER, WebDeps
-from ._handover import Handover
-from .app import SHUTDOWN_WAIT_SECONDS, AccessLogger, create_app
-from .metrics import Metrics, TimedProvider
-from .telegram import TelegramWebhook
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._deps import DEPS, HANDOVER, WebDeps
+    from ._handover import Handover
+    from .app import SHUTDOWN_WAIT_SECONDS, AccessLogger, create_app
+    from .metrics import Metrics, TimedProvider
+    from .telegram import TelegramWebhook
+
+# Where each name lives. They are imported on first use (PEP 562), so that `webhooks.metrics`
+# can be imported without aiohttp: `videofly chat` shows its first menu before the server
+# (and aiohttp's import, about 0.3 s of CPU) starts (bench/startup.py).
+_HOMES = {"DEPS": "._deps", "HANDOVER": "._deps", "WebDeps": "._deps", "Handover": "._handover",
+          "SHUTDOWN_WAIT_SECONDS": ".app", "AccessLogger": ".app", "create_app": ".app",
+          "Metrics": ".metrics", "TimedProvider": ".metrics", "TelegramWebhook": ".telegram"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+
 
 __all__ = [
     "DEPS",
