@@ -14,31 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 from PIL import Image
 
 from providers import DemoProvider, TaskRequest, TaskState, data_url
 from providers._compose import BAND, COLUMN, PERSON
 from tests.factories import jpeg_bytes
+from tests.integration import test_demo_provider
 from tests.integration.test_demo_provider import PUBLIC, SECRET, Endpoint, idle
 
 GARMENT = jpeg_bytes(200, 200)
 
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[Endpoint]:
-    """Our callback endpoint and a signed /media link, as in test_demo_provider."""
-    ep = Endpoint()
-    app = web.Application()
-    app.router.add_post("/callbacks/demo", ep.callback)
-    app.router.add_get("/media/inputs/photo.png", ep.media)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    ep.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield ep
-    await runner.cleanup()
+endpoint = test_demo_provider.endpoint  # the callback endpoint and signed /media link
 
 
 @pytest.fixture

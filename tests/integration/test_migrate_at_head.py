@@ -7,33 +7,10 @@ Alembic at all is checked in `test_startup_imports.py`.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
-from core.db import create_engine
-from tests.factories import create_pg_database, drop_pg_database
-
-
-@pytest.fixture
-async def empty_engine(pg_url: str | None, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on a database with no tables at all."""
-    if pg_url is None:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-        yield engine
-        await engine.dispose()
-        return
-    url = await create_pg_database(pg_url, "athead")
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        await drop_pg_database(url)
 
 
 def test_the_head_read_from_the_scripts_is_alembics() -> None:

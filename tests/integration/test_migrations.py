@@ -3,10 +3,6 @@ revision builds exactly the schema the code's tables describe."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -21,25 +17,7 @@ import handlers.tables  # noqa: F401
 import payments.tables  # noqa: F401
 import wallet.tables  # noqa: F401
 from core import migrate
-from core.db import create_engine, metadata
-from tests.factories import create_pg_database, drop_pg_database
-
-
-@pytest.fixture
-async def empty_engine(pg_url: str | None, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on a database with no tables at all."""
-    if pg_url is None:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-        yield engine
-        await engine.dispose()
-        return
-    url = await create_pg_database(pg_url, "stairway")
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        await drop_pg_database(url)
+from core.db import metadata
 
 
 def revisions() -> list[str]:
