@@ -131,3 +131,42 @@ async def test_a_warm_videofly_run_starts_without_a_heavy_library(tmp_path: Path
     assert {"bot.app", "telegram", "aiohttp"} <= loaded  # the report covers the real start
     assert heavy(loaded) == set()
     assert "alembic" not in loaded  # warm: the database was at head
+
+
+def test_the_service_modules_leave_aiohttp_and_apscheduler_to_their_start() -> None:
+    loaded = importing("import bot.app, bot._console_session, webhooks.metrics")
+    assert {m for m in loaded if m.split(".")[0] in {"aiohttp", "apscheduler"}} == set()
+
+
+async def test_videofly_chat_shows_its_first_menu_before_the_server_and_scheduler_load(
+        tmp_path: Path) -> None:
+    """One pipe for stdout and stderr keeps their order: every `-X importtime` line printed
+    before the main menu's last button is an import the user waited for."""
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-m", "bot.cli", "chat", cwd=tmp_path,
+        env={**_env(), "LANG": "C.UTF-8"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    before: list[str] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            while "❓" not in (line := (await proc.stdout.readline()).decode(errors="replace")):
+                assert line, "the chat ended before its first menu:\n" + "".join(before[-30:])
+                before.append(line)
+        proc.stdin.write(b"/quit\n")
+        await proc.stdin.drain()
+        async with asyncio.timeout(60):
+            after = (await proc.stdout.read()).decode(errors="replace")
+            assert await proc.wait() == 0, after[-2000:]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    waited = _loaded("".join(before))
+    assert {"bot.app", "handlers", "wallet"} <= waited  # the report covers the real start
+    assert {m for m in waited if m.split(".")[0] in {"aiohttp", "apscheduler"}} == set()
+    assert heavy(waited) == set()
+    started = _loaded(after)  # then the server and the scheduler, before /quit was read
+    assert {"aiohttp.web", "apscheduler.schedulers.asyncio"} <= started
