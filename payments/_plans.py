@@ -112,8 +112,8 @@ class PlanSales:
     stars_subscription_link: StarsLink | None = None
     stars_subscription_edit: StarsEdit | None = None
 
-    async def apply(self, event: PaymentEvent, *, actor: str | None = None) -> Outcome:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # `Payments.apply`: records a provider's event once and acts on it
+        async def apply(self, event: PaymentEvent, *, actor: str | None = None) -> Outcome: ...
 
     def plan_methods(self, channel: str, plan: PlanConfig) -> list[str]:
         """The ways to pay for `plan` offered on `channel`, in display order."""
