@@ -41,30 +41,31 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from socket import socket
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
-from core.config import Config, GenerationConfig, Secrets
+from core.config import Config, Secrets
 from core.db import create_engine, utcnow
 from generation import Catalogue, JobService, sweeps
 from handlers import ChatDeps, Handlers
 from memberships import Memberships
 from payments import Payments
-from providers import PROVIDERS, DemoProvider, Provider, Setup
+from providers import DemoProvider, Provider
 from storage import LocalStorage, Storage, StorageConfigError, open_storage
 from wallet import Wallet
 from webhooks.metrics import Metrics
 
+from . import _setup
 from ._secrets import SecretProblem, service_secrets
+from ._setup import StartupError
 from .scheduler import Periodic, Scheduler, membership_jobs, periodic_jobs
 
 if TYPE_CHECKING:
@@ -85,10 +86,6 @@ DEMO_CLIP_KEEP_SECONDS = 86_400.0
 PARTIAL_KEEP_SECONDS = 3600.0  # a crash's half-written upload; no upload takes this long
 # The catch-up sweeps wait this long after start, off the path to the first menu and /healthz.
 FIRST_SWEEPS_DELAY = 2.0
-
-
-class StartupError(Exception):
-    """The service cannot start as configured; the message names what to set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,13 +179,13 @@ async def build_app(
         if http is None:
             http = await stack.enter_async_context(http_client())
         # Missing keys stop the start before anything touches the database.
-        built = _clients(config, secrets, http, skip=frozenset(providers or ()))
-        telegram_webhook = _telegram_webhook(config, secrets)
+        built = _setup.clients(config, secrets, http, skip=frozenset(providers or ()))
+        telegram_webhook = _setup.telegram_webhook(config, secrets)
         try:
             secrets = service_secrets(config, secrets)
         except SecretProblem as exc:
             raise StartupError(str(exc)) from None
-        wechat_webhook = _wechat_webhook(config, secrets)
+        wechat_webhook = _setup.wechat_webhook(config, secrets)
         if engine is None:
             engine = engine_for(config)
             stack.push_async_callback(engine.dispose)
@@ -213,7 +210,7 @@ async def build_app(
         wallet = Wallet(engine, clock=clock)
         catalogue = Catalogue(config.models)
         jobs = JobService(engine=engine, wallet=wallet, catalogue=catalogue, providers=clients,
-                          storage=storage, http=http, config=_generation(config),
+                          storage=storage, http=http, config=_setup.generation(config),
                           public_url=config.http.public_url, callback_secret=callback_secret,
                           clock=clock)
         try:
@@ -249,84 +246,6 @@ async def build_app(
                   payments=payments, telegram_webhook=telegram_webhook,
                   wechat_webhook=wechat_webhook, metrics=metrics, scheduler=scheduler,
                   demo_dir=demo_dir)
-
-
-def _telegram_webhook(config: Config, secrets: Secrets) -> TelegramWebhook | None:
-    """The hand-over point of `POST /telegram`, in webhook mode with a bot token only."""
-    if config.telegram.mode != "webhook" or not secrets.get("TELEGRAM_BOT_TOKEN"):
-        return None
-    from webhooks.telegram import TelegramWebhook  # aiohttp only when a server is started
-
-    try:
-        return TelegramWebhook(secrets.get("TELEGRAM_WEBHOOK_SECRET") or "")
-    except ValueError as exc:
-        raise StartupError(f"[telegram] mode = \"webhook\": {exc}") from None
-
-
-WECHAT_NEEDS = ("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN")
-
-
-def _wechat_webhook(config: Config, secrets: Secrets) -> WeChatWebhook | None:
-    """The hand-over point of `/wechat`, when WeChat's variables are set (all or none of
-    them); safe mode with `WECHAT_AES_KEY`. StartupError names what is missing or wrong."""
-    given = [name for name in WECHAT_NEEDS if secrets.get(name)]
-    if not given:
-        if secrets.get("WECHAT_AES_KEY"):
-            raise StartupError("WECHAT_AES_KEY is set: set WECHAT_APP_ID, WECHAT_APP_SECRET "
-                               "and WECHAT_TOKEN too, or unset it")
-        return None
-    missing = [name for name in WECHAT_NEEDS if name not in given]
-    if missing:
-        raise StartupError(f"WeChat: set the environment variable {missing[0]} (WeChat needs "
-                           f"{', '.join(WECHAT_NEEDS)})")
-    from webhooks.wechat import WeChatWebhook  # wechatpy only when WeChat is served
-
-    try:
-        return WeChatWebhook(token=secrets["WECHAT_TOKEN"], app_id=secrets["WECHAT_APP_ID"],
-                             aes_key=secrets.get("WECHAT_AES_KEY"),
-                             max_body_bytes=config.wechat.max_body_bytes)
-    except ValueError as exc:
-        raise StartupError(f"WeChat: {exc}") from None
-
-
-def _clients(config: Config, secrets: Secrets, http: httpx.AsyncClient, *,
-             skip: frozenset[str]) -> dict[str, Provider]:
-    """The registered clients that enabled models use (but those in `skip`, which the caller
-    supplies); StartupError names a missing key or setting."""
-    clients: dict[str, Provider] = {}
-    for model in config.models:
-        name = model.provider
-        if not model.enabled or name == "demo" or name in clients or name in skip:
-            continue
-        spec = PROVIDERS.get(name)
-        if spec is None:
-            raise StartupError(f"model {model.id!r}: unknown provider {name!r} "
-                               f"(known: demo, {', '.join(PROVIDERS)})")
-        key = secrets.get(spec.key_variable)
-        if not key:
-            raise StartupError(f"model {model.id!r} uses provider {name!r}: set the environment "
-                               f"variable {spec.key_variable} (or disable the model)")
-        settings: dict[str, str] = {}
-        for setting, meaning in spec.settings:
-            value = getattr(config.generation, setting, "")
-            if not isinstance(value, str) or not value:
-                raise StartupError(f"model {model.id!r} uses provider {name!r}: set "
-                                   f"[generation] {setting} to {meaning}")
-            settings[setting] = value
-        clients[name] = spec.build(Setup(http=http, api_key=key, settings=settings))
-    return clients
-
-
-def _generation(config: Config) -> GenerationConfig:
-    """The generation config, with our own origin (scheme, host and port of the public URL,
-    and nothing else) allowed for the demo's results."""
-    gen = config.generation
-    parts = urlsplit(config.http.public_url)
-    uses_demo = any(m.enabled and m.provider == "demo" for m in config.models)
-    if not uses_demo or not parts.hostname:
-        return gen
-    own = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-    return gen if own in gen.allow_hosts else replace(gen, allow_hosts=(*gen.allow_hosts, own))
 
 
 @asynccontextmanager
