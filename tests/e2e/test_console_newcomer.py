@@ -135,7 +135,7 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         await term.choose(await term.expect(t(lang, "gen.kind")), t(lang, "kind.try-on"))
         await term.expect(t(lang, "gen.person"))
         await term.type(str(person))
-        await term.expect(t(lang, "gen.clothes", max=1))
+        await term.expect(tn(lang, "gen.clothes", 1))
         await term.type(str(shirt))
         await term.expect(t(lang, "gen.prompt_tryon"))
         await term.type("影棚照片，全身")
@@ -150,7 +150,8 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
 
         # /redeem, then the code on its own line (the terminal's user is its operator).
         await term.type("/code 5")
-        lead = t(lang, "admin.code", code="@", credits=5, uses=1, expiry="").split("@")[0]
+        lead = t(lang, "admin.code", code="@", credits=tn(lang, "n.credits", 5),
+                 uses=tn(lang, "n.uses", 1), expiry="").split("@")[0]
         made = await term.expect(lead)
         found = re.search(re.escape(lead) + r"([A-Z0-9-]{4,32})", made)
         assert found is not None, made
@@ -158,7 +159,7 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         await term.type("/redeem")
         await term.expect(t(lang, "redeem.ask"))
         await term.type(code)
-        await term.expect(t(lang, "redeem.done", credits=5, balance=12))
+        await term.expect(t(lang, "redeem.done", credits=tn(lang, "n.credits", 5), balance=12))
 
         # Three jobs at 1 credit each, from the 10 free credits, and the code's 5.
         await term.type("/balance")
