@@ -350,8 +350,10 @@ TEXTS: dict[str, str] = {
     "gen.short#other": "You are {count} credits short: top up or check in, then confirm.",
     "free.cancel_hint": "(Type your answer; /cancel stops.)",
     "redeem.ask": "Type the code to redeem.",
-    "cancel.job_stopped": "#{job_id} was not started yet, so it is cancelled: your {credits} "
-                          "are back.",
+    "cancel.job_stopped#one": "#{job_id} was not started yet, so it is cancelled: your {count} "
+                              "credit is back.",
+    "cancel.job_stopped#other": "#{job_id} was not started yet, so it is cancelled: your "
+                                "{count} credits are back.",
     "cancel.job_running": "#{job_id} is already being made and cannot be stopped; your {thing} "
                           "will arrive here (if it fails, the credits come back).",
     "console.no_file": "No file at {path}",

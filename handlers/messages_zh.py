@@ -314,7 +314,7 @@ TEXTS: dict[str, str] = {
     "gen.short#other": "还差 {count} 积分：请先充值或签到，再来确认。",
     "free.cancel_hint": "（请直接输入；发送 /cancel 可取消。）",
     "redeem.ask": "请输入兑换码。",
-    "cancel.job_stopped": "#{job_id} 尚未开始，已取消：{credits}已退回。",
+    "cancel.job_stopped#other": "#{job_id} 尚未开始，已取消：{count} 积分已退回。",
     "cancel.job_running": "#{job_id} 已在制作中，无法停止；{thing}完成后会发到这里"
                           "（如果失败，积分会退回）。",
     "console.no_file": "找不到文件：{path}",

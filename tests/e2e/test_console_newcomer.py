@@ -165,3 +165,36 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         await term.type("/balance")
         await term.expect(t(lang, "balance.text", available=tn(lang, "n.credits", 12),
                                  held=tn(lang, "n.credits", 0)))
+
+
+async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabase,
+                                                            tmp_path: Path) -> None:
+    """Issue 13: an English terminal ($LANG) switched with /language: the result that arrives
+    afterwards (through the outbox) says where it was saved in Chinese; the 1-credit model
+    says "1 credit" before the switch and "1 积分" after it."""
+    async with terminal(database, tmp_path, "en") as term:
+        menu = await term.expect(t("en", "menu.prompt"))
+        await term.choose(menu, t("en", "btn.generate"))
+        await term.choose(await term.expect(t("en", "gen.kind")), t("en", "kind.text-to-video"))
+        await term.expect(t("en", "gen.prompt"))
+        await term.type("a cat surfing")
+        models = await term.expect(t("en", "gen.model"))
+        assert re.search(r"Demo[^\n]* · 1 credit$", models, re.MULTILINE), models
+        await term.type("/cancel")
+        await term.expect(t("en", "cancelled"))
+
+        await term.type("/language")
+        await term.choose(await term.expect(t("en", "lang.choose")), t("zh", "lang.zh"))
+        menu = await term.expect(t("zh", "lang.set"))
+        await term.choose(menu, t("zh", "btn.generate"))
+        await term.choose(await term.expect(t("zh", "gen.kind")), t("zh", "kind.text-to-video"))
+        await term.expect(t("zh", "gen.prompt"))
+        await term.type("一只猫在冲浪")
+        models = await term.expect(t("zh", "gen.model"))
+        assert re.search(r"Demo[^\n]* · 1 积分$", models, re.MULTILINE), models
+        await confirm(term, "zh", models)
+        clip = await saved_file(term, "zh", tmp_path)
+        assert clip.suffix == ".mp4"
+        assert clip.is_file()
+        switched = term.out.index(t("zh", "lang.set"))
+        assert t("en", "console.saved", path="") not in term.out[switched:]

@@ -243,7 +243,8 @@ async def test_short_of_credits_cancel_and_a_failed_job(database: TestDatabase,
         assert data_of(confirmation, "confirm", needed=False) == ""  # and no Confirm
         assert data_of(confirmation, "topup") == "topup"
         short = await bob.presses("go")  # an old Confirm button still in the chat
-        assert t("en", "err.insufficient", needed="1 credit", available="0 credits", missing=1) in texts(short)
+        assert t("en", "err.insufficient", needed="1 credit", available="0 credits",
+                 missing=1) in texts(short)
         assert await stack.app.wallet.audit() == []
 
 
