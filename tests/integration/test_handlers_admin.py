@@ -36,7 +36,7 @@ async def test_grant_and_deduct_are_in_the_ledger_and_told_to_the_user(
         assert "goodwill" in told
 
         refused = texts(await admin.send("/deduct 100 36"))  # 100: the Telegram id
-        assert "only 35 credits available; nothing was taken" in refused  # plural: 35
+        assert "only 35 credits available; nothing was taken" in refused
         assert "Took 5 credits" in texts(await admin.send("/deduct 100 5 duplicate"))
         assert "took back 5 credits. Balance: 30" in texts(await h.news(uid, "admin.deducted"))
         async with h.app.engine.connect() as conn:
