@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from handlers.menus import numbered
-from handlers.messages import language_of, t
+from handlers.messages import language_of, t, tn
 from handlers.types import (
     CHANNELS,
     PHOTO_LIMIT,
@@ -200,7 +200,9 @@ class ConsoleChannel:
                                                t(lang, "console.picture", path=path)))))
             return None
         if isinstance(message, Invoice):
-            self.write(t(self.lang, "console.stars", title=message.title, stars=message.stars))
+            lang = await self.user_lang()
+            self.write(t(lang, "console.stars", title=message.title,
+                         stars=tn(lang, "n.stars", message.stars)))
             return None
         raise TypeError(f"cannot show {type(message).__name__} in the terminal")
 

@@ -54,10 +54,10 @@ async def balance(deps: ChatDeps, ctx: Ctx, known: Balance | None = None) -> Tex
     lines = [t(ctx.lang, "balance.text", available=tn(ctx.lang, "n.credits", b.available),
                held=tn(ctx.lang, "n.credits", b.held))]
     if b.expiring_soon and b.next_expiry is not None:
-        lines.append(t(ctx.lang, "balance.expiring", credits=b.expiring_soon,
-                       date=local(deps, b.next_expiry)))
+        lines.append(tn(ctx.lang, "balance.expiring", b.expiring_soon,
+                        date=local(deps, b.next_expiry)))
     if b.debt:
-        lines.append(t(ctx.lang, "balance.debt", debt=b.debt))
+        lines.append(t(ctx.lang, "balance.debt", debt=tn(ctx.lang, "n.credits", b.debt)))
     return Text(text="\n".join(lines), buttons=main_menu(ctx.lang))
 
 
@@ -142,7 +142,8 @@ async def redeem(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     except WalletError as exc:
         return Text(text=error_text(ctx.lang, exc))
     available = (await deps.wallet.balance(ctx.user_id)).available
-    lines = [t(ctx.lang, "redeem.done", credits=credits, balance=available)]
+    lines = [t(ctx.lang, "redeem.done", credits=tn(ctx.lang, "n.credits", credits),
+               balance=available)]
     if tier is not None and ends_at is not None:
         lines.append(t(ctx.lang, "redeem.membership", name=t(ctx.lang, f"tier.{tier}")
                        if f"tier.{tier}" in CATALOGUES["en"] else tier.title(),

@@ -29,7 +29,7 @@ from wallet import queries
 
 from .deps import ChatDeps, Ctx
 from .errors import Explained
-from .messages import t
+from .messages import t, tn
 from .notify import model_name
 from .types import Text
 
@@ -83,13 +83,13 @@ async def _move(deps: ChatDeps, ctx: Ctx, args: list[str], *, giving: bool) -> T
             available = await queries.available_locked(conn, uid)
             if credits > available:
                 return Text(text=t(ctx.lang, "admin.deduct_refused", user_id=uid,
-                                   available=available))
+                                   available=tn(ctx.lang, "n.credits", available)))
             await deps.wallet.clawback(uid, credits, key=key, note=reason or None,
                                        actor=ctx.actor, conn=conn)
         await enqueue(conn, user_id=uid, kind=done, now=deps.clock(),
                       payload={"credits": credits, "reason": reason})
     available = (await deps.wallet.balance(uid)).available
-    return Text(text=t(ctx.lang, done, credits=credits, user_id=uid,
+    return Text(text=t(ctx.lang, done, credits=tn(ctx.lang, "n.credits", credits), user_id=uid,
                        balance=available))
 
 
@@ -109,14 +109,15 @@ async def user_info(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     jobs = await deps.jobs.recent(uid, 5)
     lines.append(t(ctx.lang, "admin.user_jobs" if jobs else "admin.user_no_jobs"))
     lines += [t(ctx.lang, "admin.user_job", job_id=j.id, model=model_name(deps, j.model_id),
-                state=t(ctx.lang, f"state.{j.state}"), credits=j.credits,
+                state=t(ctx.lang, f"state.{j.state}"),
+                credits=tn(ctx.lang, "n.credits", j.credits),
                 date=f"{j.created_at:%Y-%m-%d %H:%M}") for j in jobs]
     lines.append(await _membership_line(deps, ctx, uid))
     async with read(deps.engine) as conn:
         orders = await recent_for_user(conn, uid, 5)
     lines.append(t(ctx.lang, "admin.user_payments" if orders else "admin.user_no_payments"))
     lines += [t(ctx.lang, "admin.user_payment", provider=o.provider, order_id=o.order_id,
-                amount=f"{o.amount} {o.currency}", credits=o.credits,
+                amount=f"{o.amount} {o.currency}", credits=tn(ctx.lang, "n.credits", o.credits),
                 state=t(ctx.lang, f"payment_state.{o.state}"),
                 date=f"{o.created_at:%Y-%m-%d %H:%M}") for o in orders]
     return Text(text="\n".join(lines))
@@ -141,11 +142,12 @@ async def code(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
         membership_days=membership[1] if membership else None)
     expiry = (t(ctx.lang, "admin.code_expires", date=f"{expires_at:%Y-%m-%d %H:%M} UTC")
               if expires_at else t(ctx.lang, "admin.code_forever"))
-    lines = [t(ctx.lang, "admin.code", code=made.code, credits=made.credits,
-               uses=made.max_uses, expiry=expiry)]
+    lines = [t(ctx.lang, "admin.code", code=made.code,
+               credits=tn(ctx.lang, "n.credits", made.credits),
+               uses=tn(ctx.lang, "n.uses", made.max_uses), expiry=expiry)]
     if membership is not None:
         lines.append(t(ctx.lang, "admin.code_membership", tier=membership[0],
-                       days=membership[1]))
+                       days=tn(ctx.lang, "n.days", membership[1])))
     return Text(text="\n".join(lines))
 
 
@@ -182,4 +184,4 @@ async def refund(deps: ChatDeps, ctx: Ctx, args: list[str]) -> Text:
     if deps.topup is None:
         return Text(text=t(ctx.lang, "admin.refund_off"))
     credits = await deps.topup.refund_stars(args[0], actor=ctx.actor)
-    return Text(text=t(ctx.lang, "admin.refunded", credits=credits))
+    return Text(text=t(ctx.lang, "admin.refunded", credits=tn(ctx.lang, "n.credits", credits)))

@@ -40,7 +40,7 @@ from wallet import (
     WalletError,
 )
 
-from .messages import t
+from .messages import t, tn
 from .types import PHOTO_LIMIT, AttachmentTooLarge
 
 __all__ = ["PHOTO_LIMIT", "Explained", "error_text", "incident"]
@@ -86,12 +86,12 @@ _PLAIN: tuple[tuple[type[Exception], str], ...] = (
 def error_text(lang: str, exc: BaseException) -> str:
     """The user's text for `exc`; an unknown error is logged with a new incident id."""
     if isinstance(exc, InsufficientCredits):
-        return t(lang, "err.insufficient", needed=exc.needed, available=max(exc.available, 0),
-                 missing=exc.missing)
+        return t(lang, "err.insufficient", needed=tn(lang, "n.credits", exc.needed),
+                 available=tn(lang, "n.credits", max(exc.available, 0)), missing=exc.missing)
     if isinstance(exc, TooManyJobs):
         return t(lang, "err.too_many_jobs", limit=exc.limit)
     if isinstance(exc, TooManyClothes):
-        return t(lang, "err.tier_clothes", limit=exc.limit)
+        return t(lang, "err.tier_clothes", limit=tn(lang, "n.clothing_photos", exc.limit))
     if isinstance(exc, TierRequired):
         return t(lang, "err.tier_model", tiers=" / ".join(x.title() for x in exc.tiers) or "-")
     if isinstance(exc, Explained):

@@ -93,11 +93,12 @@ def next_step(deps: ChatDeps, ctx: Ctx, draft: Draft) -> tuple[Step, Draft]:
 
 def _model_button(deps: ChatDeps, lang: str, model: ModelConfig) -> Button:
     if model.credits is not None:
-        label = t(lang, "model.flat", name=model.name, credits=model.credits)
+        label = t(lang, "model.flat", name=model.name,
+                  credits=tn(lang, "n.credits", model.credits))
     else:
         low = deps.catalogue.quote(model.id, duration=min(model.durations)).credits
         key = "model.from" if len(model.durations) > 1 else "model.flat"
-        label = t(lang, key, name=model.name, credits=low)
+        label = t(lang, key, name=model.name, credits=tn(lang, "n.credits", low))
     return Button(label=label, data=encode(Choice("model", (model.id,))))
 
 
@@ -116,7 +117,7 @@ async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
     if step is Step.CLOTHES:
         count, most = len(draft.photos) - 1, max_clothes(deps, ctx)
         if count < 1:
-            return question(lang, t(lang, "gen.clothes", max=most))
+            return question(lang, tn(lang, "gen.clothes", most))
         return question(lang, t(lang, "gen.clothes_more", count=count, max=most),
                         ((button(lang, "btn.done", Choice("done")),),))
     if step is Step.PROMPT:
@@ -130,7 +131,8 @@ async def ask(deps: ChatDeps, ctx: Ctx, step: Step, draft: Draft) -> Text:
     assert model is not None  # next_step asks for a model before these steps
     if step is Step.DURATION:
         rows = tuple((button(lang, "duration.label", Choice("duration", (str(d),)), seconds=d,
-                             credits=deps.catalogue.quote(model.id, duration=d).credits),)
+                             credits=tn(lang, "n.credits",
+                                        deps.catalogue.quote(model.id, duration=d).credits)),)
                      for d in model.durations)
         return question(lang, t(lang, "gen.duration"), rows)
     if step is Step.ASPECT:

@@ -61,17 +61,19 @@ TEXTS: dict[str, str] = {
     "kind.try-on": "Virtual try-on",
     "gen.photo": "Send the photo to bring to life.",
     "gen.person": "Send a photo of the person who will try the clothes on.",
-    "gen.clothes": "Now send up to {max} photos of clothes (several at once is fine).",
-    "gen.clothes_more": "{count} of {max} clothing photos received. Send more, or press Done.",
-    "gen.clothes_full": "That is the most ({max}) clothing photos; extra photos were left out.",
+    "gen.clothes#one": "Now send {count} photo of the clothes.",
+    "gen.clothes#other": "Now send up to {count} photos of clothes (several at once is fine).",
+    "gen.clothes_more": "Clothing photos received: {count} of {max}. Send more, or press Done.",
+    "gen.clothes_full": "That is the most clothing photos I take ({max}); extra photos were "
+                        "left out.",
     "gen.prompt": "Describe what should happen, in a sentence or two.",
     "gen.prompt_tryon": "Describe the look you want (for example: a studio photo, full body).",
     "gen.prompt_too_long": "That is too long: please keep it under {max} characters.",
     "gen.model": "Choose a model:",
-    "model.flat": "{name} · {credits} credits",
-    "model.from": "{name} · from {credits} credits",
+    "model.flat": "{name} · {credits}",
+    "model.from": "{name} · from {credits}",
     "gen.duration": "How long should it be?",
-    "duration.label": "{seconds} s · {credits} credits",
+    "duration.label": "{seconds} s · {credits}",
     "gen.aspect": "Which shape?",
     "gen.confirm": "{kind} with {model}{details}\nCost: {cost}\nBalance now: {balance}",
     "gen.details": " ({details})",
@@ -96,8 +98,9 @@ TEXTS: dict[str, str] = {
     "reason.other": "something went wrong",
     # --- balance, history, videos -------------------------------------------------------------
     "balance.text": "Available: {available}\nReserved for running jobs: {held}",
-    "balance.expiring": "{credits} of them expire by {date}.",
-    "balance.debt": "You owe {debt} credits; they are taken from your next credits.",
+    "balance.expiring#one": "{count} of them expires by {date}.",
+    "balance.expiring#other": "{count} of them expire by {date}.",
+    "balance.debt": "You owe {debt}, which is taken from your next credits.",
     "history.empty": "No credit history yet.",
     "history.title": "Credit history:",
     "history.line": "{date} {label} {amount} → {balance}",
@@ -128,37 +131,40 @@ TEXTS: dict[str, str] = {
     "checkin.already": "You already checked in today. Next check-in from {when}.",
     "checkin.off": "Daily check-in is not available.",
     "redeem.usage": "Send the code like this: /redeem CODE",
-    "redeem.done": "Code redeemed: +{credits} credits. Balance: {balance}.",
+    "redeem.done": "Code redeemed: +{credits}. Balance: {balance}.",
     "lang.choose": "Choose your language:",
     "lang.set": "Language set to English.",
     # --- top-up -------------------------------------------------------------------------------
     "topup.title": "Credit packages:",
-    "topup.package": "{credits} credits · {price} {currency}",
-    "topup.package_stars": "{credits} credits · {price} {currency} or {stars} ⭐",
+    "topup.package": "{credits} · {price} {currency}",
+    "topup.package_stars": "{credits} · {price} {currency} or {stars} ⭐",
     "topup.choose": "Choose a package:",
     "topup.method": "How would you like to pay?",
-    "topup.link": "Pay for {credits} credits here; they arrive as soon as the payment is done.",
+    "topup.link": "Pay for {credits} here; your balance is topped up as soon as the payment "
+                  "is done.",
     "topup.none": "Buying credits is not available here yet. You can get credits by checking in "
                   "daily (/checkin), redeeming a code (/redeem CODE) or asking support.",
     "method.stripe": "Card",
     "method.creem": "Creem",
     "method.stars": "Telegram Stars",
-    "stars.thanks": "Thank you! {credits} credits were added. Balance: {balance}.",
+    "stars.thanks#one": "Thank you! {count} credit was added. Balance: {balance}.",
+    "stars.thanks#other": "Thank you! {count} credits were added. Balance: {balance}.",
     "stars.already": "This payment was already credited.",
     # --- messages that arrive later (outbox) --------------------------------------------------
-    "pay.credited": "Payment received: +{credits} credits. Balance: {balance}.",
-    "pay.reversed_refund": "Your payment was refunded, so {credits} credits were taken back.",
-    "pay.reversed_dispute": "Your payment is disputed, so {credits} credits were taken back.",
-    "pay.debt": "You now owe {debt} credits; they are taken from your next credits.",
+    "pay.credited": "Payment received: +{credits}. Balance: {balance}.",
+    "pay.reversed_refund": "Your payment was refunded, so we took back {credits}.",
+    "pay.reversed_dispute": "Your payment is disputed, so we took back {credits}.",
+    "pay.debt": "You now owe {debt}, which is taken from your next credits.",
     # The item on a Stripe checkout page and a Stars invoice (payments/).
-    "pay.item": "{credits} VideoFly credits",
-    "pay.item_description": "{credits} credits for making videos, valid for {days} days.",
-    "pay.item_description_forever": "{credits} credits for making videos; they never expire.",
+    "pay.item#one": "{count} VideoFly credit",
+    "pay.item#other": "{count} VideoFly credits",
+    "pay.item_description": "{credits} for making videos, valid for {days}.",
+    "pay.item_description_forever": "{credits} for making videos, with no expiry.",
     "note.admin_granted": "Support added {credits}. Balance: {balance}.",
     "note.admin_deducted": "Support took back {credits}. Balance: {balance}.",
     "note.reason": "Reason: {reason}",
     "note.admin_dispute": "Dispute at {provider}: order {order_id}, user #{user_id}, "
-                          "{credits} credits.",
+                          "{credits}.",
     # --- admin --------------------------------------------------------------------------------
     "admin.usage_grant": "Usage: /grant USER CREDITS [reason]",
     "admin.usage_deduct": "Usage: /deduct USER CREDITS [reason]",
@@ -167,33 +173,32 @@ TEXTS: dict[str, str] = {
     "admin.usage_refund": "Usage: /refund CHARGE_ID",
     "admin.bad_number": "“{value}” is not a whole number from 1 to {max}.",
     "admin.no_user": "No user {who}.",
-    "admin.granted": "Granted {credits} credits to user #{user_id}. Their balance: {balance}.",
-    "admin.deducted": "Took {credits} credits from user #{user_id}. Their balance: {balance}.",
-    "admin.deduct_refused": "User #{user_id} has only {available} credits available; "
-                            "nothing was taken.",
+    "admin.granted": "Granted {credits} to user #{user_id}. Their balance: {balance}.",
+    "admin.deducted": "Took {credits} from user #{user_id}. Their balance: {balance}.",
+    "admin.deduct_refused": "User #{user_id} has only {available} available; nothing was "
+                            "taken.",
     "admin.user": "User #{user_id} · tier {tier} · language {language} · since {since}\n"
                   "Identities: {identities}\n"
                   "Available {available}, reserved {held}, debt {debt}",
     "admin.user_jobs": "Recent jobs:",
     "admin.user_no_jobs": "No jobs.",
-    "admin.user_job": "#{job_id} {model} · {state} · {credits} credits · {date}",
+    "admin.user_job": "#{job_id} {model} · {state} · {credits} · {date}",
     "admin.user_payments": "Recent payments:",
     "admin.user_no_payments": "No payments.",
-    "admin.user_payment": "{provider} {order_id} · {amount} · {credits} credits · {state} · "
-                          "{date}",
+    "admin.user_payment": "{provider} {order_id} · {amount} · {credits} · {state} · {date}",
     "payment_state.pending": "pending",
     "payment_state.paid": "paid",
     "payment_state.refunded": "refunded",
     "payment_state.disputed": "disputed",
-    "admin.code": "Code {code}: {credits} credits, {uses} use(s), {expiry}.",
+    "admin.code": "Code {code}: {credits}, {uses}, {expiry}.",
     "admin.code_expires": "valid until {date}",
     "admin.code_forever": "no expiry",
-    "admin.refunded": "Refunded; {credits} credits taken back.",
+    "admin.refunded": "Refunded; {credits} taken back.",
     "admin.refund_off": "Payments are not set up, so there is nothing to refund.",
-    "stats.text": "Today: {today_users} new users, {today_done} jobs done, {today_failed} failed, "
-                  "{today_granted} credits granted, {today_spent} spent.\n"
-                  "Last 30 days: {month_users} new users, {month_done} jobs done, "
-                  "{month_failed} failed, {month_granted} credits granted, {month_spent} spent.\n"
+    "stats.text": "Today: {today_users}, {today_done} done, {today_failed} failed, "
+                  "{today_granted} granted, {today_spent} spent.\n"
+                  "Last 30 days: {month_users}, {month_done} done, {month_failed} failed, "
+                  "{month_granted} granted, {month_spent} spent.\n"
                   "Payments today: {today_paid} ({today_revenue}); "
                   "last 30 days: {month_paid} ({month_revenue}).",
     "stats.caption": "Last 30 days",
@@ -204,7 +209,7 @@ TEXTS: dict[str, str] = {
     "stats.done": "done",
     "stats.failed": "failed",
     # --- errors -------------------------------------------------------------------------------
-    "err.insufficient": "You need {needed} credits but have {available}: {missing} more. "
+    "err.insufficient": "You need {needed} but have {available}: {missing} more. "
                         "Get credits with /checkin, /redeem CODE or /topup.",
     "err.too_many_jobs": "You already have the most jobs in progress at once ({limit}). "
                          "Please wait for one to finish.",
@@ -235,7 +240,7 @@ TEXTS: dict[str, str] = {
                      "/quit to leave.",
     "console.saved": "Saved to {path}",
     "console.picture": "Picture saved to {path}",
-    "console.stars": "{title}: {stars} Stars. Telegram Stars can only be paid inside Telegram.",
+    "console.stars": "{title}: {stars}. Telegram Stars can only be paid inside Telegram.",
     "console.status": "… {text}",
     "console.failed": "That could not be shown here: {reason}",
     "console.bye": "Bye!",
@@ -249,16 +254,15 @@ TEXTS: dict[str, str] = {
     "tier.pro": "Pro",
     "plan.title": "💎 Plans",
     "plan.free_line": "• {name}: {unlocks}",
-    "plan.line": "• {name}: {credits} credits every {days} days, {price}\n  {unlocks}",
-    "plan.unlocks": "{jobs} videos at once · up to {clothes} clothing photos per try-on · "
-                    "{models}",
+    "plan.line": "• {name}: {credits} every {days}, {price}\n  {unlocks}",
+    "plan.unlocks": "{jobs} at once · up to {clothes} per try-on · {models}",
     "plan.models_all": "every model",
     "plan.models_some": "models: {models}",
     "plan.price": "{price} {currency}",
     "plan.price_stars": "{stars} ⭐",
     "plan.price_or": "{a} or {b}",
     "plan.current_free": "You are on the free plan.",
-    "plan.current": "Your plan: {name}. {when}. Credits this period: {credits}.",
+    "plan.current": "Your plan: {name}. {when}. This period: {credits}.",
     "plan.current_gift": "Your plan: {name}. {when}.",
     "plan.renews": "Renews on {date}",
     "plan.ends": "Ends on {date}",
@@ -266,9 +270,8 @@ TEXTS: dict[str, str] = {
     "plan.none": "Memberships are not on sale here just now.",
     "plan.method": "How would you like to pay for {name}?",
     "plan.item": "VideoFly {name}",
-    "plan.item_description": "{credits} credits every {days} days, renewed until you cancel",
-    "plan.link": "{name}: {credits} credits every {days} days, renewed until you cancel. "
-                 "Subscribe here:",
+    "plan.item_description": "{credits} every {days}, renewed until you cancel",
+    "plan.link": "{name}: {credits} every {days}, renewed until you cancel. Subscribe here:",
     "plan.pay_stars": "Subscribe for {stars} ⭐ a month",
     "plan.stars_fixed": "A Telegram Stars subscription keeps its price. To move to {name}, "
                         "cancel it here, then subscribe to {name}.",
@@ -284,13 +287,11 @@ TEXTS: dict[str, str] = {
     "btn.plan_switch": "Switch to {name}",
     "btn.plan_cancel": "Cancel renewal",
     "btn.plan_cancel_yes": "Yes, stop renewing",
-    "membership.started": "🎉 Welcome to {name}! {credits} credits were added; your plan renews "
-                          "on {date}.",
-    "membership.renewed": "🔁 {name} renewed: {credits} credits were added. Next renewal: "
-                          "{date}.",
-    "membership.credited": "{credits} credits of your {name} plan were added.",
-    "membership.upgraded": "⬆️ You are on {name} now, with {credits} extra credits for the rest "
-                           "of this period.",
+    "membership.started": "🎉 Welcome to {name}! {credits} added; your plan renews on {date}.",
+    "membership.renewed": "🔁 {name} renewed: {credits} added. Next renewal: {date}.",
+    "membership.credited": "Your {name} plan added {credits}.",
+    "membership.upgraded": "⬆️ You are on {name} now, with {credits} extra for the rest of this "
+                           "period.",
     "membership.change_scheduled": "Your plan changes to {name} at your next renewal, on "
                                    "{date}.",
     "membership.canceled": "{name} will not renew. You keep it until {date}.",
@@ -302,7 +303,7 @@ TEXTS: dict[str, str] = {
     "membership.reversed_ended": "Your membership has ended.",
     "source.subscription": "membership",
     "err.tier_model": "That model is for {tiers} members. /plan shows the plans.",
-    "err.tier_clothes": "Your plan takes up to {limit} clothing photos per try-on. /plan shows "
+    "err.tier_clothes": "Your plan takes up to {limit} per try-on. /plan shows "
                         "plans that take more.",
     "err.unknown_plan": "That plan is no longer sold. /plan shows the plans.",
     "err.unknown_tier": "There is no such tier.",
@@ -314,10 +315,24 @@ TEXTS: dict[str, str] = {
     "admin.tier_free": "User #{user_id} is on the free plan now.",
     "admin.user_plan": "Membership: {tier} (plan {plan}, {source}, {state}) until {date}",
     "admin.user_no_plan": "Membership: none (free)",
-    "admin.code_membership": "It also gives {tier} for {days} days.",
+    "admin.code_membership": "It also gives {tier} for {days}.",
     # --- the first hour (issue 13): plural forms, the status line, try-on wording ----------
     "n.credits#one": "{count} credit",
     "n.credits#other": "{count} credits",
+    "n.days#one": "{count} day",
+    "n.days#other": "{count} days",
+    "n.uses#one": "{count} use",
+    "n.uses#other": "{count} uses",
+    "n.videos#one": "{count} video",
+    "n.videos#other": "{count} videos",
+    "n.clothing_photos#one": "{count} clothing photo",
+    "n.clothing_photos#other": "{count} clothing photos",
+    "n.jobs#one": "{count} job",
+    "n.jobs#other": "{count} jobs",
+    "n.new_users#one": "{count} new user",
+    "n.new_users#other": "{count} new users",
+    "n.stars#one": "{count} Star",
+    "n.stars#other": "{count} Stars",
     "thing.video": "video",
     "thing.image": "image",
     "status.making": "🎬 #{job_id}: making your {thing}…",
@@ -335,8 +350,10 @@ TEXTS: dict[str, str] = {
     "gen.short#other": "You are {count} credits short: top up or check in, then confirm.",
     "free.cancel_hint": "(Type your answer; /cancel stops.)",
     "redeem.ask": "Type the code to redeem.",
-    "cancel.job_stopped": "#{job_id} was not started yet, so it is cancelled: your {credits} "
-                          "are back.",
+    "cancel.job_stopped#one": "#{job_id} was not started yet, so it is cancelled: your {count} "
+                              "credit is back.",
+    "cancel.job_stopped#other": "#{job_id} was not started yet, so it is cancelled: your "
+                                "{count} credits are back.",
     "cancel.job_running": "#{job_id} is already being made and cannot be stopped; your {thing} "
                           "will arrive here (if it fails, the credits come back).",
     "console.no_file": "No file at {path}",
@@ -345,7 +362,8 @@ TEXTS: dict[str, str] = {
     "history.settled": "{date} #{job_id} done: {credits} spent → {balance}",
     # --- WeChat (bot/wechat) ------------------------------------------------------------------
     "wx.pending": "Your answer is on its way. Send any message to get your result.",
-    "wx.more": "{count} more waiting: send any message to see them.",
+    "wx.more#one": "{count} more message waiting: send any message to see it.",
+    "wx.more#other": "{count} more messages waiting: send any message to see them.",
     "wx.unsupported": "I can read text and photos. Send /help to see what I can do.",
     "wx.failed": "Something went wrong on our side. Please try again later.",
     "wx.menu.make": "Make",

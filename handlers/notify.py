@@ -112,18 +112,18 @@ async def _render(deps: ChatDeps, lang: str, user_id: int, kind: str,
         rows = ((button(lang, "btn.retry", retry, job_id=job_id),),) if job.retryable else ()
         return [Text(text=text, buttons=rows)]
     if kind == "payment.credited":
-        return [Text(text=t(lang, "pay.credited", credits=int(p["credits"]),
+        return [Text(text=t(lang, "pay.credited", credits=tn(lang, "n.credits", int(p["credits"])),
                             balance=await _balance(deps, user_id)))]
     if kind == "payment.reversed":
         key = "pay.reversed_dispute" if p["reason"] == "dispute" else "pay.reversed_refund"
-        lines = [t(lang, key, credits=int(p["credits"]))]
+        lines = [t(lang, key, credits=tn(lang, "n.credits", int(p["credits"])))]
         if int(p.get("debt") or 0) > 0:
-            lines.append(t(lang, "pay.debt", debt=int(p["debt"])))
+            lines.append(t(lang, "pay.debt", debt=tn(lang, "n.credits", int(p["debt"]))))
         return [Text(text="\n".join(lines))]
     if kind == "admin.dispute":
         return [Text(text=t(lang, "note.admin_dispute", provider=str(p["provider"]),
                             order_id=str(p["order_id"]), user_id=int(p["user_id"]),
-                            credits=int(p["credits"])))]
+                            credits=tn(lang, "n.credits", int(p["credits"]))))]
     if kind in ("admin.granted", "admin.deducted"):
         key = "note.admin_granted" if kind == "admin.granted" else "note.admin_deducted"
         lines = [t(lang, key, credits=tn(lang, "n.credits", int(p["credits"])),

@@ -31,7 +31,7 @@ from .account import local
 from .choices import Choice, encode
 from .deps import ChatDeps, Ctx
 from .errors import error_text
-from .messages import CATALOGUES, t
+from .messages import CATALOGUES, t, tn
 from .types import Button, Outbound, StarsPayment, Text
 from .ui import button, fits, main_menu, question
 
@@ -57,8 +57,8 @@ def _unlocks(deps: ChatDeps, lang: str, rules: TierConfig) -> str:
     else:
         names = [m.name for m in deps.catalogue.offered() if rules.allows(m.id)]
         models = t(lang, "plan.models_some", models=", ".join(names) or "-")
-    return t(lang, "plan.unlocks", jobs=rules.concurrency, clothes=rules.max_clothes,
-             models=models)
+    return t(lang, "plan.unlocks", jobs=tn(lang, "n.videos", rules.concurrency),
+             clothes=tn(lang, "n.clothing_photos", rules.max_clothes), models=models)
 
 
 def _price(lang: str, plan: PlanConfig, stars_here: bool) -> str:
@@ -71,8 +71,10 @@ def _price(lang: str, plan: PlanConfig, stars_here: bool) -> str:
 
 def _plan_line(deps: ChatDeps, ctx: Ctx, plan: PlanConfig) -> str:
     lang = ctx.lang
-    return t(lang, "plan.line", name=tier_name(lang, plan.tier), credits=plan.credits,
-             days=plan.period_days, price=_price(lang, plan, ctx.caps.invoices),
+    return t(lang, "plan.line", name=tier_name(lang, plan.tier),
+             credits=tn(lang, "n.credits", plan.credits),
+             days=tn(lang, "n.days", plan.period_days),
+             price=_price(lang, plan, ctx.caps.invoices),
              unlocks=_unlocks(deps, lang, deps.config.tier(plan.tier)))
 
 
@@ -86,7 +88,8 @@ def _mine(deps: ChatDeps, ctx: Ctx, m: Membership | None) -> str:
     name = tier_name(ctx.lang, m.tier)
     date = local(deps, m.period_end if m.renews else m.ends_at)
     when = t(ctx.lang, "plan.renews" if m.renews else "plan.ends", date=date)
-    lines = [t(ctx.lang, "plan.current", name=name, when=when, credits=m.credits_this_period)
+    lines = [t(ctx.lang, "plan.current", name=name, when=when,
+               credits=tn(ctx.lang, "n.credits", m.credits_this_period))
              if m.credits_this_period else t(ctx.lang, "plan.current_gift", name=name, when=when)]
     nxt = deps.config.plan(m.next_plan_id) if m.next_plan_id else None
     if nxt is not None:
@@ -177,14 +180,17 @@ async def subscribe(deps: ChatDeps, ctx: Ctx, plan_id: str, method: str) -> list
         url = await deps.plans.subscribe(
             user_id=ctx.user_id, channel=ctx.channel, plan_id=plan.id, method=method,
             title=t(ctx.lang, "plan.item", name=name),
-            description=t(ctx.lang, "plan.item_description", credits=plan.credits,
-                          days=plan.period_days))
+            description=t(ctx.lang, "plan.item_description",
+                          credits=tn(ctx.lang, "n.credits", plan.credits),
+                          days=tn(ctx.lang, "n.days", plan.period_days)))
     except Exception as exc:
         return [Text(text=error_text(ctx.lang, exc))]
     label = (t(ctx.lang, "plan.pay_stars", stars=plan.stars) if method == "stars"
              else t(ctx.lang, "btn.pay", price=plan.price, currency=plan.currency))
-    return [Text(text=t(ctx.lang, "plan.link", name=name, credits=plan.credits,
-                        days=plan.period_days), buttons=((Button(label=label, url=url),),))]
+    return [Text(text=t(ctx.lang, "plan.link", name=name,
+                        credits=tn(ctx.lang, "n.credits", plan.credits),
+                        days=tn(ctx.lang, "n.days", plan.period_days)),
+                 buttons=((Button(label=label, url=url),),))]
 
 
 async def cancel(deps: ChatDeps, ctx: Ctx, confirmed: bool) -> list[Outbound]:
@@ -227,11 +233,11 @@ def news(deps: ChatDeps, lang: str, kind: str, payload: dict[str, Any]) -> Text 
     plan = deps.config.plan(str(payload.get("plan_id"))) if payload.get("plan_id") else None
     tier = str(payload.get("tier") or (plan.tier if plan else "free"))
     name = tier_name(lang, tier)
+    credits = tn(lang, "n.credits", int(payload.get("credits") or 0))
     if kind in ("membership.started", "membership.renewed"):
-        text = t(lang, kind, name=name, credits=int(payload["credits"]),
-                 date=_date(deps, payload["renews_at"]))
+        text = t(lang, kind, name=name, credits=credits, date=_date(deps, payload["renews_at"]))
     elif kind in ("membership.credited", "membership.upgraded"):
-        text = t(lang, kind, name=name, credits=int(payload["credits"]))
+        text = t(lang, kind, name=name, credits=credits)
     elif kind in ("membership.change_scheduled",):
         text = t(lang, kind, name=name, date=_date(deps, payload["at"]))
     elif kind in ("membership.canceled", "membership.manual"):
@@ -242,9 +248,9 @@ def news(deps: ChatDeps, lang: str, kind: str, payload: dict[str, Any]) -> Text 
         text = t(lang, kind, name=name)
     elif kind == "membership.reversed":
         key = "pay.reversed_dispute" if payload["reason"] == "dispute" else "pay.reversed_refund"
-        lines = [t(lang, key, credits=int(payload["credits"]))]
+        lines = [t(lang, key, credits=credits)]
         if int(payload.get("debt") or 0) > 0:
-            lines.append(t(lang, "pay.debt", debt=int(payload["debt"])))
+            lines.append(t(lang, "pay.debt", debt=tn(lang, "n.credits", int(payload["debt"]))))
         if payload.get("ended"):
             lines.append(t(lang, "membership.reversed_ended"))
         text = "\n".join(lines)

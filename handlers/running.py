@@ -37,8 +37,8 @@ async def jobs_on_cancel(deps: ChatDeps, ctx: Ctx) -> list[Outbound]:
             continue
         thing = t(ctx.lang, "thing.image" if job.kind == "try-on" else "thing.video")
         if await deps.jobs.cancel(job.id):
-            out.append(Text(text=t(ctx.lang, "cancel.job_stopped", job_id=job.id, thing=thing,
-                                   credits=tn(ctx.lang, "n.credits", job.credits))))
+            out.append(Text(text=tn(ctx.lang, "cancel.job_stopped", job.credits,
+                                    job_id=job.id)))
         else:
             out.append(Text(text=t(ctx.lang, "cancel.job_running", job_id=job.id,
                                    thing=thing)))

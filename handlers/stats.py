@@ -29,7 +29,7 @@ from providers.fonts import cjk_face
 from wallet import queries
 
 from .deps import ChatDeps, Ctx
-from .messages import t
+from .messages import t, tn
 from .types import Picture, Text
 
 if TYPE_CHECKING:
@@ -116,14 +116,15 @@ def figure(data: Daily, lang: str) -> Figure:
 async def stats(deps: ChatDeps, ctx: Ctx) -> list[Text | Picture]:
     data = await daily(deps)
     today, first = data.days[-1], data.days[0]
+    lang = ctx.lang
     numbers: dict[str, int | str] = {}
     for span, since in (("today", today), ("month", first)):
         numbers.update({
-            f"{span}_users": data.total(data.users, since),
-            f"{span}_done": data.total(data.done, since),
+            f"{span}_users": tn(lang, "n.new_users", data.total(data.users, since)),
+            f"{span}_done": tn(lang, "n.jobs", data.total(data.done, since)),
             f"{span}_failed": data.total(data.failed, since),
-            f"{span}_granted": data.total(data.granted, since),
-            f"{span}_spent": data.total(data.spent, since)})
+            f"{span}_granted": tn(lang, "n.credits", data.total(data.granted, since)),
+            f"{span}_spent": tn(lang, "n.credits", data.total(data.spent, since))})
     start = datetime.combine(first, time(), deps.config.credits.zone)
     async with read(deps.engine) as conn:
         today_money = await revenue(conn, datetime.combine(today, time(),

@@ -16,7 +16,7 @@ from core.config import PackageConfig
 from .choices import Choice, encode
 from .deps import ChatDeps, Ctx
 from .errors import error_text
-from .messages import t
+from .messages import t, tn
 from .types import Button, Capabilities, Invoice, Outbound, StarsPayment, Text
 from .ui import fits, main_menu, question
 
@@ -29,9 +29,10 @@ def _line(lang: str, p: PackageConfig, caps: Capabilities) -> str:
     """A package and its prices; the Stars price only where Stars can be paid (a channel
     that shows in-chat invoices)."""
     if p.stars and caps.invoices:
-        return t(lang, "topup.package_stars", credits=p.credits, price=p.price,
-                 currency=p.currency, stars=p.stars)
-    return t(lang, "topup.package", credits=p.credits, price=p.price, currency=p.currency)
+        return t(lang, "topup.package_stars", credits=tn(lang, "n.credits", p.credits),
+                 price=p.price, currency=p.currency, stars=p.stars)
+    return t(lang, "topup.package", credits=tn(lang, "n.credits", p.credits), price=p.price,
+             currency=p.currency)
 
 
 def _methods(deps: ChatDeps, ctx: Ctx) -> list[str]:
@@ -56,11 +57,13 @@ def menu(deps: ChatDeps, ctx: Ctx) -> Text:
 
 def _item(lang: str, p: PackageConfig) -> tuple[str, str]:
     """The item's title and description, for the payment page and the Stars invoice."""
+    credits = tn(lang, "n.credits", p.credits)
     if p.expires_days:
-        text = t(lang, "pay.item_description", credits=p.credits, days=p.expires_days)
+        text = t(lang, "pay.item_description", credits=credits,
+                 days=tn(lang, "n.days", p.expires_days))
     else:
-        text = t(lang, "pay.item_description_forever", credits=p.credits)
-    return t(lang, "pay.item", credits=p.credits), text
+        text = t(lang, "pay.item_description_forever", credits=credits)
+    return tn(lang, "pay.item", p.credits), text
 
 
 def _package(deps: ChatDeps, package_id: str) -> PackageConfig | None:
@@ -96,7 +99,8 @@ async def checkout(deps: ChatDeps, ctx: Ctx, package_id: str, method: str) -> li
                         stars=result.stars)]
     pay = Button(label=t(ctx.lang, "btn.pay", price=package.price, currency=package.currency),
                  url=result)
-    return [Text(text=t(ctx.lang, "topup.link", credits=package.credits), buttons=((pay,),))]
+    credits = tn(ctx.lang, "n.credits", package.credits)
+    return [Text(text=t(ctx.lang, "topup.link", credits=credits), buttons=((pay,),))]
 
 
 async def stars_paid(deps: ChatDeps, ctx: Ctx, payment: StarsPayment) -> Text:
@@ -106,5 +110,5 @@ async def stars_paid(deps: ChatDeps, ctx: Ctx, payment: StarsPayment) -> Text:
     if credits == 0:
         return Text(text=t(ctx.lang, "stars.already"))
     available = (await deps.wallet.balance(ctx.user_id)).available
-    return Text(text=t(ctx.lang, "stars.thanks", credits=credits, balance=available),
+    return Text(text=tn(ctx.lang, "stars.thanks", credits, balance=available),
                 buttons=main_menu(ctx.lang))

@@ -25,7 +25,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from bot.answer import Answerer
@@ -34,7 +33,7 @@ from bot.channel import ChannelError
 from bot.ordering import Turns
 from core.config import Secrets
 from core.db import read
-from handlers.messages import language_of, t
+from handlers.messages import CATALOGUES, language_of, t, tn
 from handlers.types import Capabilities, Inbound, Outbound, Text
 from storage._urlsafety import allow_list
 from wallet import queries
@@ -47,7 +46,7 @@ from ._render import TextRenderer
 from ._serve import WeChatInbox
 from ._token import TokenStore
 
-__all__ = ["MENU", "SHUTDOWN_WAIT_SECONDS", "Collector", "WeChat", "open_wechat"]
+__all__ = ["MENU", "SHUTDOWN_WAIT_SECONDS", "Collector", "WeChat", "open_wechat", "say_in"]
 
 log = logging.getLogger("bot.wechat")
 
@@ -117,7 +116,7 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
         return collector.sent
 
     async def words(openid: str) -> Callable[..., str]:
-        return partial(t, await user_language(app, openid))
+        return say_in(await user_language(app, openid))
 
     async def wrote(openid: str) -> None:
         await _peers.user_wrote(engine, openid, now=clock())
@@ -158,6 +157,18 @@ async def create_menu(api: WeChatApi, lang: str) -> None:
     except ChannelError as exc:  # 48001: this account may not have a custom menu
         log.warning("wechat: the custom menu was not created (%s, errcode %s)",
                     type(exc).__name__, getattr(exc, "errcode", "-"))
+
+
+def say_in(lang: str) -> Callable[..., str]:
+    """The inbox's `say(key, **params)` in `lang`; a plural key ("wx.more": `wx.more#one`,
+    `wx.more#other`) takes its form from the `count` param."""
+
+    def say(key: str, /, **params: Any) -> str:
+        if f"{key}#other" in CATALOGUES["en"]:
+            return tn(lang, key, int(params.pop("count")), **params)
+        return t(lang, key, **params)
+
+    return say
 
 
 async def user_language(app: App, openid: str) -> str:

@@ -135,7 +135,7 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         await term.choose(await term.expect(t(lang, "gen.kind")), t(lang, "kind.try-on"))
         await term.expect(t(lang, "gen.person"))
         await term.type(str(person))
-        await term.expect(t(lang, "gen.clothes", max=1))
+        await term.expect(tn(lang, "gen.clothes", 1))
         await term.type(str(shirt))
         await term.expect(t(lang, "gen.prompt_tryon"))
         await term.type("影棚照片，全身")
@@ -150,7 +150,8 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
 
         # /redeem, then the code on its own line (the terminal's user is its operator).
         await term.type("/code 5")
-        lead = t(lang, "admin.code", code="@", credits=5, uses=1, expiry="").split("@")[0]
+        lead = t(lang, "admin.code", code="@", credits=tn(lang, "n.credits", 5),
+                 uses=tn(lang, "n.uses", 1), expiry="").split("@")[0]
         made = await term.expect(lead)
         found = re.search(re.escape(lead) + r"([A-Z0-9-]{4,32})", made)
         assert found is not None, made
@@ -158,9 +159,42 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
         await term.type("/redeem")
         await term.expect(t(lang, "redeem.ask"))
         await term.type(code)
-        await term.expect(t(lang, "redeem.done", credits=5, balance=12))
+        await term.expect(t(lang, "redeem.done", credits=tn(lang, "n.credits", 5), balance=12))
 
         # Three jobs at 1 credit each, from the 10 free credits, and the code's 5.
         await term.type("/balance")
         await term.expect(t(lang, "balance.text", available=tn(lang, "n.credits", 12),
                                  held=tn(lang, "n.credits", 0)))
+
+
+async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabase,
+                                                            tmp_path: Path) -> None:
+    """Issue 13: an English terminal ($LANG) switched with /language: the result that arrives
+    afterwards (through the outbox) says where it was saved in Chinese; the 1-credit model
+    says "1 credit" before the switch and "1 积分" after it."""
+    async with terminal(database, tmp_path, "en") as term:
+        menu = await term.expect(t("en", "menu.prompt"))
+        await term.choose(menu, t("en", "btn.generate"))
+        await term.choose(await term.expect(t("en", "gen.kind")), t("en", "kind.text-to-video"))
+        await term.expect(t("en", "gen.prompt"))
+        await term.type("a cat surfing")
+        models = await term.expect(t("en", "gen.model"))
+        assert re.search(r"Demo[^\n]* · 1 credit$", models, re.MULTILINE), models
+        await term.type("/cancel")
+        await term.expect(t("en", "cancelled"))
+
+        await term.type("/language")
+        await term.choose(await term.expect(t("en", "lang.choose")), t("zh", "lang.zh"))
+        menu = await term.expect(t("zh", "lang.set"))
+        await term.choose(menu, t("zh", "btn.generate"))
+        await term.choose(await term.expect(t("zh", "gen.kind")), t("zh", "kind.text-to-video"))
+        await term.expect(t("zh", "gen.prompt"))
+        await term.type("一只猫在冲浪")
+        models = await term.expect(t("zh", "gen.model"))
+        assert re.search(r"Demo[^\n]* · 1 积分$", models, re.MULTILINE), models
+        await confirm(term, "zh", models)
+        clip = await saved_file(term, "zh", tmp_path)
+        assert clip.suffix == ".mp4"
+        assert clip.is_file()
+        switched = term.out.index(t("zh", "lang.set"))
+        assert t("en", "console.saved", path="") not in term.out[switched:]

@@ -243,7 +243,8 @@ async def test_short_of_credits_cancel_and_a_failed_job(database: TestDatabase,
         assert data_of(confirmation, "confirm", needed=False) == ""  # and no Confirm
         assert data_of(confirmation, "topup") == "topup"
         short = await bob.presses("go")  # an old Confirm button still in the chat
-        assert t("en", "err.insufficient", needed=1, available=0, missing=1) in texts(short)
+        assert t("en", "err.insufficient", needed="1 credit", available="0 credits",
+                 missing=1) in texts(short)
         assert await stack.app.wallet.audit() == []
 
 
@@ -261,7 +262,7 @@ async def test_admin_grant_and_a_non_admin_trying(database: TestDatabase, tmp_pa
         carol_id = await stack.user_id(3004)
         told = len(tg.of("sendMessage", 3004))
         granted = await admin.says("/grant 3004 5 thanks for the feedback")
-        assert t("en", "admin.granted", credits=5, user_id=carol_id, balance=15) \
+        assert t("en", "admin.granted", credits="5 credits", user_id=carol_id, balance=15) \
             in texts(granted)
         await tg.wait_for("sendMessage", chat_id=3004, count=told + 1,
                           within=WAIT)  # carol is told, through the outbox

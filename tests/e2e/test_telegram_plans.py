@@ -98,7 +98,7 @@ async def test_a_stars_membership_from_link_to_cancel(database: TestDatabase, tm
         mine = await after(tg, lambda: buyer.says("/plan"), "sendMessage", BUYER,
                            has_button("plancancel"))
         assert "Your plan: Plus" in str(mine.params["text"])
-        assert "Credits this period: 300" in str(mine.params["text"])
+        assert "This period: 300 credits." in str(mine.params["text"])
         await after(tg, lambda: buyer.presses("plancancel"), "sendMessage", BUYER,
                     has_button("plancancel:yes"))
         await after(tg, lambda: buyer.presses("plancancel:yes"), "sendMessage", BUYER,

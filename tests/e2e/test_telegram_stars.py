@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from core.db import read
 from core.outbox import outbox
-from handlers.messages import t
+from handlers.messages import t, tn
 from payments.tables import payments
 from storage import LocalStorage
 from tests.factories import TestDatabase
@@ -127,7 +127,7 @@ async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Pa
         assert not invoice.params.get("provider_token")
         assert [p["amount"] for p in invoice.params["prices"]] == [STARTER["stars"]]
         assert 1 <= len(payload.encode()) <= 128
-        assert invoice.params["title"] == t("en", "pay.item", credits=STARTER["credits"])
+        assert invoice.params["title"] == tn("en", "pay.item", STARTER["credits"])
 
         # Pre-checkout: Telegram asks before taking the Stars; only the invoice as sent passes.
         order, package = payload.rsplit(":", 1)
@@ -148,9 +148,9 @@ async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Pa
 
         # The payment arrives twice (Telegram redelivers): credited once, told each time.
         charge = "stxTEST-charge-0001"
-        await paid(tg, buyer, payload, charge, t("en", "stars.thanks", credits=100, balance=110))
+        await paid(tg, buyer, payload, charge, tn("en", "stars.thanks", 100, balance=110))
         await paid(tg, buyer, payload, charge, t("en", "stars.already"))
-        credited = t("en", "pay.credited", credits=100, balance=110)
+        credited = t("en", "pay.credited", credits="100 credits", balance=110)
         await tg.wait_for("sendMessage", chat_id=BUYER, within=WAIT, where=says(credited))
         assert (await svc.app.wallet.balance(uid)).available == 110
         assert await outbox_kinds(svc, uid) == ["payment.credited"]
@@ -160,14 +160,14 @@ async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Pa
         hold = await svc.app.wallet.hold(uid, 105, ref="e2e-videos")
         await svc.app.wallet.settle(hold.id)
         done = await after(tg, lambda: admin.says(f"/refund {charge}"), "sendMessage", ADMIN)
-        assert done.params["text"] == t("en", "admin.refunded", credits=100)
+        assert done.params["text"] == t("en", "admin.refunded", credits="100 credits")
         assert tg.refunds == [(BUYER, charge)]
         [refund] = tg.of("refundStarPayment")
         assert (refund.params["user_id"], refund.params["telegram_payment_charge_id"]) == (
             str(BUYER), charge)
         # 5 credits were left to take back; the other 95 become debt, and the buyer is told.
-        reversed_text = "\n".join([t("en", "pay.reversed_refund", credits=100),
-                                   t("en", "pay.debt", debt=95)])
+        reversed_text = "\n".join([t("en", "pay.reversed_refund", credits="100 credits"),
+                                   t("en", "pay.debt", debt="95 credits")])
         await tg.wait_for("sendMessage", chat_id=BUYER, within=WAIT, where=says(reversed_text))
         balance = await svc.app.wallet.balance(uid)
         assert (balance.available, balance.debt) == (-95, 95)
@@ -176,7 +176,7 @@ async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Pa
 
         # A second /refund changes nothing and does not call Telegram again.
         again = await after(tg, lambda: admin.says(f"/refund {charge}"), "sendMessage", ADMIN)
-        assert again.params["text"] == t("en", "admin.refunded", credits=0)
+        assert again.params["text"] == t("en", "admin.refunded", credits="0 credits")
         assert len(tg.of("refundStarPayment")) == 1
 
         # The next purchase pays the debt off first.
@@ -184,7 +184,7 @@ async def test_stars_from_invoice_to_refund(database: TestDatabase, tmp_path: Pa
         yes = await answer(tg, buyer, str(invoice.params["payload"]), STARTER["stars"])
         assert yes.params["ok"] == "true"
         await paid(tg, buyer, str(invoice.params["payload"]), "stxTEST-charge-0002",
-                   t("en", "stars.thanks", credits=100, balance=5))
+                   tn("en", "stars.thanks", 100, balance=5))
         balance = await svc.app.wallet.balance(uid)
         assert (balance.available, balance.debt) == (5, 0)
         assert await outbox_kinds(svc, uid) == ["payment.credited", "payment.reversed",
@@ -202,7 +202,7 @@ async def test_a_refund_telegram_refuses_claws_nothing_back(database: TestDataba
         invoice = await invoice_for_starter(tg, buyer)
         charge = "stxTEST-charge-0003"
         await paid(tg, buyer, str(invoice.params["payload"]), charge,
-                   t("en", "stars.thanks", credits=100, balance=110))
+                   tn("en", "stars.thanks", 100, balance=110))
         uid = await user_id(svc, BUYER)
         assert (await svc.app.wallet.balance(uid)).available == 110
 
@@ -219,7 +219,7 @@ async def test_a_refund_telegram_refuses_claws_nothing_back(database: TestDataba
 
         # Telegram takes it on the next try: now the credits go back, once.
         done = await after(tg, lambda: admin.says(f"/refund {charge}"), "sendMessage", ADMIN)
-        assert done.params["text"] == t("en", "admin.refunded", credits=100)
+        assert done.params["text"] == t("en", "admin.refunded", credits="100 credits")
         assert tg.refunds == [(BUYER, charge)]
         assert (await svc.app.wallet.balance(uid)).available == 10
         assert await svc.app.wallet.audit() == []

@@ -134,7 +134,8 @@ async def test_every_conversation_through_a_channel_without_edit_or_buttons(
         assert en("checkin.done", credits="2 credits", balance=10) in \
             await me.choose(menu, en("btn.checkin"))
         code = await h.app.wallet.create_code(5)
-        assert en("redeem.done", credits=5, balance=15) in await me.say(f"/redeem {code.code}")
+        assert en("redeem.done", credits="5 credits", balance=15) in \
+            await me.say(f"/redeem {code.code}")
         assert en("err.code_not_found") in await me.say("/redeem NOPE")
         assert en("topup.none") in await me.choose(menu, en("btn.topup"))
         videos = await me.choose(menu, en("btn.videos"))

@@ -156,7 +156,7 @@ async def test_results_are_saved_and_their_paths_printed_through_the_dispatcher(
     [picture] = (tmp_path / "data" / "pictures").iterdir()
     assert picture.read_bytes() == png
     assert printed[1] == f"Last 30 days\n{t('en', 'console.picture', path=picture)}"
-    assert printed[2] == t("en", "console.stars", title="Starter", stars=250)
+    assert printed[2] == "Starter: 250 Stars. Telegram Stars can only be paid inside Telegram."
     assert not list((tmp_path / "data" / "videos").glob(".*"))  # no partial file left
 
     status = await ch.send("console", Text(text="Queued", track_job=7))

@@ -77,7 +77,7 @@ async def test_user_shows_recent_jobs(database: TestDatabase, tmp_path: Path) ->
         job_id = await confirm(user)
         await h.finished(job_id)
         info = texts(await admin.send("/user 100"))
-        assert f"#{job_id} Demo (offline, image to video) · done · 1 credits" in info
+        assert f"#{job_id} Demo (offline, image to video) · done · 1 credit ·" in info
         assert "Available 9, reserved 0, debt 0" in info
 
 
@@ -86,7 +86,7 @@ async def test_codes_made_by_an_admin_can_be_redeemed(database: TestDatabase,
     async with chatting(database, tmp_path) as h:
         admin, user = h.user("999"), h.user("100")
         out = texts(await admin.send("/code 15 2 7"))
-        assert "15 credits, 2 use(s), valid until 2026-03-08 12:00 UTC" in out
+        assert "15 credits, 2 uses, valid until 2026-03-08 12:00 UTC" in out
         code = out.split("Code ", 1)[1].split(":", 1)[0]
         await user.send("/start")
         assert "+15 credits" in texts(await user.send(f"/redeem {code}"))
@@ -106,9 +106,9 @@ async def test_stats_numbers_and_chart(database: TestDatabase, tmp_path: Path) -
         text, picture = out
         assert isinstance(text, Text)
         assert isinstance(picture, Picture)
-        assert text.text.startswith("Today: 1 new users, 0 jobs done")  # the admin, today
-        assert "Last 30 days: 2 new users, 1 jobs done, 0 failed, 20 credits granted, " \
-               "1 spent" in text.text
+        assert text.text.startswith("Today: 1 new user, 0 jobs done")  # the admin, today
+        assert "Last 30 days: 2 new users, 1 job done, 0 failed, 20 credits granted, " \
+               "1 credit spent" in text.text
         assert picture.data.startswith(b"\x89PNG")
 
 

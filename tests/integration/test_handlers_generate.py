@@ -75,7 +75,7 @@ async def test_photo_to_video_from_menu_to_the_delivered_video(database: TestDat
         assert "Describe what should happen" in texts(await user.photo(PHOTO))
         models = await user.send("a slow pan over a gradient")
         assert next(b.label for m in models if isinstance(m, Text) for row in m.buttons
-                for b in row) == "Demo (offline, image to video) · 1 credits"
+                for b in row) == "Demo (offline, image to video) · 1 credit"
         shapes = await user.press("m:demo-i2v")  # one duration: not asked
         assert choices(shapes) == ["aspect:16:9", "aspect:9:16", "cancel"]
         confirm = texts(await user.press("a:9:16"))

@@ -26,7 +26,7 @@ async def test_plan_subscribe_upgrade_and_cancel_in_the_chat(
         text = texts(view)
         assert "💎 Plans" in text
         assert t("en", "plan.current_free") in text
-        assert "up to 1 clothing photos" in text
+        assert "up to 1 clothing photo per try-on" in text
         assert "up to 10 clothing photos" in text
         assert {"plan:plus", "plan:pro"} <= set(choices(view))
         assert "plancancel" not in choices(view)
@@ -52,7 +52,7 @@ async def test_plan_subscribe_upgrade_and_cancel_in_the_chat(
 
         mine = await user.send("/plan")
         assert "Your plan: Plus. Renews on" in texts(mine)
-        assert "Credits this period: 300" in texts(mine)
+        assert "This period: 300 credits." in texts(mine)
         assert "plancancel" in choices(mine)
         assert "plan:plus" not in choices(mine)
         assert any(b.label == "Upgrade to Pro" for b in buttons(mine))

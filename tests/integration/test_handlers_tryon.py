@@ -32,7 +32,7 @@ async def test_try_on_with_an_album_of_clothes(database: TestDatabase, tmp_path:
             assert "up to 3 photos of clothes" in texts(first)
             assert "done" not in choices(first)  # no clothes yet
             more = await user.photo(PHOTO, album="alb1")
-            assert "1 of 3 clothing photos" in texts(more)
+            assert "Clothing photos received: 1 of 3" in texts(more)
             assert "done" in choices(more)
             assert "2 of 3" in texts(await user.photo(PHOTO, album="alb1"))
             prompt = await user.press("done")
@@ -57,7 +57,7 @@ async def test_try_on_with_an_album_of_clothes(database: TestDatabase, tmp_path:
             await user.send("/generate")
             await user.press("k:try-on")
             out = await user.photo(*[PHOTO] * 6, album="alb3")
-            assert "most (3) clothing photos" in texts(out)
+            assert "the most clothing photos I take (3)" in texts(out)
             assert "Describe the look" in texts(out)
             chat = await user.chat()
             assert chat.step is Step.PROMPT
