@@ -75,6 +75,15 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return write
 
 
+async def _goodbye_language(console: ConsoleChannel) -> str:
+    """The user's language (the one /language chose), or $LANG's if the database is gone."""
+    try:
+        return await console.user_lang()
+    except Exception:  # the goodbye must not fail: the session is over either way
+        log.warning("the user's language could not be read for the goodbye", exc_info=True)
+        return console.lang
+
+
 async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                stdout: TextIO | None = None) -> int:
     """Runs the terminal session until end of input, /quit or a signal."""
@@ -123,5 +132,5 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
                         if inbound is not None:
                             await answers.answer(inbound)
                             dispatcher.notify()
-            write(t(console.lang, "console.bye"))
+            write(t(await _goodbye_language(console), "console.bye"))
     return 0

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.slow
 class Terminal:
     """The chat process, with what it printed so far."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, lang: str = "en") -> None:
         self.proc = proc
+        self.lang = lang  # the user's language as the chat knows it (a test follows /language)
         self.out = ""
         self.seen = 0  # where the next `expect` starts looking
         self._reader = asyncio.create_task(self._read())

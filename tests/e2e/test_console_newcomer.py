@@ -45,11 +45,11 @@ async def terminal(database: TestDatabase, cwd: Path, lang: str) -> AsyncIterato
         *cmd, "--config", str(ROOT / "config.toml"), "chat", cwd=cwd, env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
-    term = Terminal(proc)
+    term = Terminal(proc, lang)
     try:
         yield term
         await term.type("/quit")
-        await term.expect(t(lang, "console.bye"))
+        await term.expect(t(term.lang, "console.bye"))  # in the language the user chose
         assert proc.stdin is not None
         proc.stdin.close()
         assert proc.stderr is not None
@@ -186,6 +186,7 @@ async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabas
         await term.type("/language")
         await term.choose(await term.expect(t("en", "lang.choose")), t("zh", "lang.zh"))
         menu = await term.expect(t("zh", "lang.set"))
+        term.lang = "zh"  # the goodbye too
         await term.choose(menu, t("zh", "btn.generate"))
         await term.choose(await term.expect(t("zh", "gen.kind")), t("zh", "kind.text-to-video"))
         await term.expect(t("zh", "gen.prompt"))
