@@ -226,7 +226,8 @@ async def bench_messages(args: argparse.Namespace) -> int:
     import logging
     import tempfile
 
-    from handlers.messages import t
+    from core.config import load_config
+    from handlers.messages import t, tn
 
     logging.basicConfig(level=logging.WARNING)
     async with bare_server() as url:
@@ -236,7 +237,11 @@ async def bench_messages(args: argparse.Namespace) -> int:
             await _empty_postgres(args.pg_url)
         async with videofly_server(tmp, args.mode, args.pg_url) as url:
             ours, bodies = await measure(url, args, "oUser", "/balance")
-    expected = t("zh", "balance.text", available=10, held=0)
+    # What the catalogue renders for a newcomer's balance (the bonus, nothing held), not a
+    # literal: the words change with the catalogue (plural forms, wording).
+    bonus = load_config(ROOT / "config.toml", environ={}).credits.new_user_bonus
+    expected = t("zh", "balance.text", available=tn("zh", "n.credits", bonus),
+                 held=tn("zh", "n.credits", 0))
     wrong = [b for b in bodies if expected not in reply_content(b)]
     total = args.users * args.messages
     print(f"{total} signed /balance messages from {args.users} users at once "
