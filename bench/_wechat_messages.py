@@ -35,7 +35,7 @@ import multiprocessing
 import secrets
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +176,11 @@ def reply_content(body: str) -> str:
 
 
 @asynccontextmanager
-async def videofly_server(data_dir: Any, mode: str, pg_url: str | None) -> AsyncIterator[str]:
-    """The service as `videofly run` builds it, WeChat's API at a local fake; its /wechat."""
+async def videofly_server(data_dir: Any, mode: str, pg_url: str | None,
+                          on_app: Callable[[Any], object] | None = None,
+                          ) -> AsyncIterator[str]:
+    """The service as `videofly run` builds it, WeChat's API at a local fake; its /wechat.
+    `on_app(app)` sees the built `bot.app.App` before it serves (the profile's counters)."""
     import socket
     from contextlib import AsyncExitStack
 
@@ -203,6 +206,8 @@ async def videofly_server(data_dir: Any, mode: str, pg_url: str | None) -> Async
                            "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
                            "WECHAT_TOKEN": TOKEN})
         app = await stack.enter_async_context(build_app(config, secrets))
+        if on_app is not None:
+            on_app(app)
         await stack.enter_async_context(serve(app.web_app, sock=sock))
         channels = await stack.enter_async_context(open_channels(app, secrets))
         await stack.enter_async_context(Dispatcher(
