@@ -113,9 +113,13 @@ async def bench_profile(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if args.pg_url:
             await wm._empty_postgres(args.pg_url)
-        async with wm.videofly_server(tmp, args.mode, args.pg_url, on_app=lambda app: (
-                counts.listen(app.engine.sync_engine),
-                (twin := sqlite_twin(app.engine)) is not None and counts.listen(twin))) as url:
+        def on_app(app: Any) -> None:
+            counts.listen(app.engine.sync_engine)
+            twin = sqlite_twin(app.engine)
+            if twin is not None:
+                counts.listen(twin)
+
+        async with wm.videofly_server(tmp, args.mode, args.pg_url, on_app=on_app) as url:
             await wm.run_load(wm.Load(url, args.users, 1, "/start", "oProf"))
             await wm.run_load(wm.Load(url, args.users, 2, args.text, "oProf"))
             profile = cProfile.Profile() if args.cprofile else None

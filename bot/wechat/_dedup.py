@@ -26,6 +26,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +41,7 @@ __all__ = ["DEFERRED", "KEEP", "REPLIED", "SETTLE", "WORKING", "Seen", "claim", 
 
 WORKING, REPLIED, DEFERRED = "working", "replied", "deferred"
 KEEP = timedelta(hours=1)  # WeChat's tries span ~15 s; an hour leaves room for slow clocks
+T = TypeVar("T")
 POLL_SECONDS = (0.02, 0.05, 0.1, 0.2)  # a waiting try's polls: soon at first, then every 0.2 s
 _CLAIM = insert(wechat_inbound)
 _PEEK = (select(wechat_inbound.c.status, wechat_inbound.c.reply)
@@ -90,17 +92,16 @@ async def peek(engine: AsyncEngine, key: str) -> Seen | None:
 
 
 async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, *,
-                 also: Callable[[Connection], object] | None = None) -> None:
+                 also: Callable[[Connection], T] | None = None) -> T | None:
     """Records the answer the first try gave, for the tries after it; `also` runs in the same
-    transaction (giving the user's turn back)."""
+    transaction (giving the user's turn back), and its result is returned."""
     params = {"k": key, "new_status": status, "new_reply": reply}
 
-    def op(conn: Connection) -> None:
+    def op(conn: Connection) -> T | None:
         conn.execute(SETTLE, params)
-        if also is not None:
-            also(conn)
+        return also(conn) if also is not None else None
 
-    await write(engine, op)
+    return await write(engine, op)
 
 
 async def wait_settled(engine: AsyncEngine, key: str, deadline: float,

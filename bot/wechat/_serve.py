@@ -23,7 +23,10 @@ For a message (`on_message`):
      late → the reply carries what is held and says "send any message to get your result";
      the answers are held when ready (`_held`).
 The reply is stored with the message's key in the same transaction that settles it, so a
-retry of a reply lost on the way gets the same text (`_held.reply_with_held`).
+retry of a reply lost on the way gets the same text (`_held.reply_with_held`). When the claim
+took the user's turn, the answer path keeps the numbered menu it showed for that transaction
+too (`Answered.finish`), which also gives the turn back: a message is two write transactions,
+the claim and the settle.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -46,14 +50,26 @@ from handlers.types import Inbound, Outbound, Text
 from . import _dedup, _held
 from ._inbound import CHANNEL, IGNORE, UNSUPPORTED, WeChatPhoto, dedup_key, to_inbound
 
-__all__ = ["GRACE_SECONDS", "WeChatInbox", "Words"]
+__all__ = ["GRACE_SECONDS", "Answered", "WeChatInbox", "Words"]
 
 log = logging.getLogger("bot.wechat")
 
 GRACE_SECONDS = 0.5  # a retry waits this much past its window for the first try's answer
+Finish = Callable[[Connection], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What the answer path made: the messages, and `finish`, what it left to write in the
+    transaction that gives the user's turn back (the numbered menu it showed)."""
+
+    messages: list[Outbound]
+    finish: Finish | None = None
+
+
 # answer(inbound, held): the answers; `held` is the lease id of the user's turn when the
 # inbox took it with the message's claim (`bot.ordering.Turns.hold(held=…)`), else None.
-Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound]]]
+Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound] | Answered]]
 Send = Callable[[str, Outbound], Awaitable[object]]
 Say = Callable[..., str]  # say(key, **params): a catalogue text in the user's language
 
@@ -110,12 +126,20 @@ class WeChatInbox:
             event.set()
             del self._settled[key]
 
-    def _give(self, openid: str, holder: str | None) -> Callable[[Connection], None] | None:
-        """Gives the user's turn back inside a transaction, when the claim took it."""
+    def _give(self, openid: str, holder: str | None,
+              finish: Finish | None = None) -> Finish | None:
+        """Inside a transaction: what the answer left to write (`finish`), then the user's
+        turn given back, when the claim took it."""
         turns = self._turns
         if turns is None or holder is None:
-            return None
-        return lambda conn: turns.give(conn, CHANNEL, openid, holder)
+            return finish
+
+        def give(conn: Connection) -> None:
+            if finish is not None:
+                finish(conn)
+            turns.give(conn, CHANNEL, openid, holder)
+
+        return give
 
     async def _retry(self, key: str, openid: str, seen: _dedup.Seen, deadline: float,
                      ) -> str | None:
@@ -136,7 +160,8 @@ class WeChatInbox:
         done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
         # From here until add_done_callback, no await: the task cannot finish unnoticed.
         if work in done:
-            answers, give = work.result(), self._give(openid, holder)
+            answered: Answered = work.result()
+            answers, give = answered.messages, self._give(openid, holder, answered.finish)
             if self.mode == "passive":
                 return await self._passive(key, openid, answers, _dedup.REPLIED, give)
             return await self._active(key, openid, answers, give)
@@ -147,30 +172,36 @@ class WeChatInbox:
         return None
 
     async def _handle(self, openid: str, inbound: Inbound | object,
-                      holder: str | None) -> list[Outbound]:
+                      holder: str | None) -> Answered:
         if not isinstance(inbound, Inbound):  # UNSUPPORTED
             assert inbound is UNSUPPORTED
-            return [Text(text=(await self._words(openid))("wx.unsupported"))]
+            return Answered([Text(text=(await self._words(openid))("wx.unsupported"))])
         try:
-            return await self._answer(inbound, holder)
+            answered = await self._answer(inbound, holder)
         except Exception:  # the answer path maps errors itself; this is a bug's last stop
             log.exception("wechat: answering %s failed", openid)
-            return [Text(text=(await self._words(openid))("wx.failed"))]
+            return Answered([Text(text=(await self._words(openid))("wx.failed"))])
+        return answered if isinstance(answered, Answered) else Answered(answered)
 
     async def _active(self, key: str, openid: str, answers: list[Outbound],
-                      give: Callable[[Connection], None] | None) -> str | None:
+                      give: Finish | None) -> str | None:
         texts = [await self._render(a) for a in answers if isinstance(a, Text)]
         text = "\n\n".join(texts)
         if answers and len(texts) == len(answers) and len(text.encode()) <= self._reply_bytes:
-            await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=give)
-            self._later(self._deliver(openid, []))  # held messages, now the window is open
+            def settle(conn: Connection) -> bool:  # and whether messages wait for the user
+                if give is not None:
+                    give(conn)
+                return _held.any_held(conn, openid)
+
+            if await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=settle):
+                self._later(self._deliver(openid, []))  # held ones, now the window is open
             return text
         await _dedup.settle(self._engine, key, _dedup.DEFERRED, None, also=give)
         self._later(self._deliver(openid, answers))
         return None
 
     async def _passive(self, key: str, openid: str, answers: list[Outbound],
-                       status: str, give: Callable[[Connection], None] | None = None) -> str:
+                       status: str, give: Finish | None = None) -> str:
         notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
 
         async def footer() -> Callable[[int], str]:
@@ -199,22 +230,23 @@ class WeChatInbox:
                 await _held.hold(self._engine, openid, answers[index:], self._clock())
                 return
 
-    def _late(self, openid: str, work: asyncio.Task[list[Outbound]],
+    def _late(self, openid: str, work: asyncio.Task[Answered],
               holder: str | None) -> None:
         """Answers that missed the window: held (passive) or sent (active); the user's turn,
-        when the claim took it, is given back now that they are made."""
-        give = self._give(openid, holder)
+        when the claim took it, is given back now that they are made (with the menu)."""
+        answered = None if work.cancelled() else work.result()
+        give = self._give(openid, holder, answered.finish if answered is not None else None)
         if give is not None:
             self._later(self._give_back(give))
-        if work.cancelled():
+        if answered is None:
             return
-        answers = work.result()
+        answers = answered.messages
         if self.mode == "passive":
             self._later(_held.hold(self._engine, openid, answers, self._clock()))
         else:
             self._later(self._deliver(openid, answers))
 
-    async def _give_back(self, give: Callable[[Connection], None]) -> None:
+    async def _give_back(self, give: Finish) -> None:
         await write(self._engine, give)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
