@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import _wechat_messages as wm
+from ._wechat_messages import log_to_file as wm_log
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("active", "passive"), default="passive")
     parser.add_argument("--pg-url", default=None, help="PostgreSQL instead of SQLite")
     parser.add_argument("--text", default="/balance")
+    parser.add_argument("--log-level", default="WARNING", choices=("INFO", "WARNING"))
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="print the event loop thread's top N functions")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
@@ -110,28 +112,31 @@ async def bench_profile(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     counts = Counts()
-    with tempfile.TemporaryDirectory() as tmp:
+    def on_app(app: Any) -> None:
+        counts.listen(app.engine.sync_engine)
+        twin = sqlite_twin(app.engine)
+        if twin is not None:
+            counts.listen(twin)
+
+    async with AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         if args.pg_url:
             await wm._empty_postgres(args.pg_url)
-        def on_app(app: Any) -> None:
-            counts.listen(app.engine.sync_engine)
-            twin = sqlite_twin(app.engine)
-            if twin is not None:
-                counts.listen(twin)
-
-        async with wm.videofly_server(tmp, args.mode, args.pg_url, on_app=on_app) as url:
-            await wm.run_load(wm.Load(url, args.users, 1, "/start", "oProf"))
-            await wm.run_load(wm.Load(url, args.users, 2, args.text, "oProf"))
-            profile = cProfile.Profile() if args.cprofile else None
-            cpu, thread = time.process_time(), time.thread_time()
-            with counts.counting(), py_spy(args.py_spy):
-                if profile is not None:
-                    profile.enable()
-                elapsed, latencies, bodies = await wm.run_load(
-                    wm.Load(url, args.users, args.messages, args.text, "oProf"))
-                if profile is not None:
-                    profile.disable()
-            cpu, thread = time.process_time() - cpu, time.thread_time() - thread
+        stack.enter_context(wm_log(args.log_level, Path(tmp) / "videofly.log"))
+        url = await stack.enter_async_context(wm.videofly_server(
+            tmp, args.mode, args.pg_url, on_app=on_app, log_level=args.log_level))
+        await wm.run_load(wm.Load(url, args.users, 1, "/start", "oProf"))
+        await wm.run_load(wm.Load(url, args.users, 2, args.text, "oProf"))
+        profile = cProfile.Profile() if args.cprofile else None
+        cpu, thread = time.process_time(), time.thread_time()
+        with counts.counting(), py_spy(args.py_spy):
+            if profile is not None:
+                profile.enable()
+            elapsed, latencies, bodies = await wm.run_load(
+                wm.Load(url, args.users, args.messages, args.text, "oProf"))
+            if profile is not None:
+                profile.disable()
+        cpu, thread = time.process_time() - cpu, time.thread_time() - thread
     n = len(latencies)
     figures = wm.figures(elapsed, latencies)
     print(f"{n} {args.text!r} messages, {args.users} users at once, {args.mode} mode, "
