@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
+from core.prepared import Prepared
 from wallet import queries
 
 from .tables import chats
@@ -35,9 +36,9 @@ __all__ = ["choice_number", "menu_change", "numbered", "pick", "remember", "reme
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _USER = queries.identity_user()
-_READ = select(chats.c.menu).where(chats.c.user_id == _USER)
-_WRITE = (update(chats).where(chats.c.user_id == _USER)
-          .values(menu=bindparam("menu", type_=chats.c.menu.type)))
+_READ = Prepared(select(chats.c.menu).where(chats.c.user_id == _USER))
+_WRITE = Prepared(update(chats).where(chats.c.user_id == _USER)
+                  .values(menu=bindparam("menu", type_=chats.c.menu.type)))
 
 
 def numbered(message: Text) -> Text:
@@ -82,13 +83,13 @@ async def remember(engine: AsyncEngine, channel: str, address: str, choices: lis
 
 def remember_in(conn: Connection, channel: str, address: str, choices: list[str]) -> None:
     """`remember` inside the caller's transaction."""
-    conn.execute(_WRITE, {"channel": channel, "address": address, "menu": choices or None})
+    _WRITE.run(conn, channel=channel, address=address, menu=choices or None)
 
 
 async def pick(engine: AsyncEngine, channel: str, address: str, number: int) -> str | None:
     """The data of choice `number` of the menu the identity was last shown; None if none."""
-    params = {"channel": channel, "address": address}
-    menu = await read(engine, lambda conn: conn.execute(_READ, params).scalar())
+    menu = await read(engine, lambda conn: _READ.scalar(conn, channel=channel,
+                                                        address=address))
     if not isinstance(menu, list) or not 1 <= number <= len(menu):
         return None
     found = menu[number - 1]

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from core.prepared import Prepared
+
 from . import _book as book
 from ._exceptions import (
     HoldStateError,
@@ -21,7 +23,6 @@ from ._exceptions import (
     InsufficientCredits,
     InvalidAmount,
 )
-from ._prepared import Prepared
 from ._types import Clawback, Grant, Hold, HoldStatus
 from .tables import OPEN, clawbacks, grants, hold_parts, holds
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
+from core.prepared import Prepared
 
 from ._inbox_tables import wechat_inbound
 
@@ -43,13 +44,16 @@ WORKING, REPLIED, DEFERRED = "working", "replied", "deferred"
 KEEP = timedelta(hours=1)  # WeChat's tries span ~15 s; an hour leaves room for slow clocks
 T = TypeVar("T")
 POLL_SECONDS = (0.02, 0.05, 0.1, 0.2)  # a waiting try's polls: soon at first, then every 0.2 s
-_CLAIM = insert(wechat_inbound)
-_PEEK = (select(wechat_inbound.c.status, wechat_inbound.c.reply)
-         .where(wechat_inbound.c.key == bindparam("k")))
+# Prepared (`core.prepared`): a message's statements are most of its cost.
+_CLAIM = Prepared(insert(wechat_inbound).values(
+    {c: bindparam(c) for c in ("key", "openid", "status", "created_at", "expires_at")}))
+_PEEK = Prepared(select(wechat_inbound.c.status, wechat_inbound.c.reply)
+                 .where(wechat_inbound.c.key == bindparam("k")))
 # Settles the first try's row (`k`, `new_status`, `new_reply`), once.
-SETTLE = (update(wechat_inbound)
-          .where(wechat_inbound.c.key == bindparam("k"), wechat_inbound.c.status == WORKING)
-          .values(status=bindparam("new_status"), reply=bindparam("new_reply")))
+SETTLE = Prepared(update(wechat_inbound)
+                  .where(wechat_inbound.c.key == bindparam("k"),
+                         wechat_inbound.c.status == WORKING)
+                  .values(status=bindparam("new_status"), reply=bindparam("new_reply")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,7 @@ async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
            "expires_at": now + keep}
 
     def op(conn: Connection) -> bool:
-        conn.execute(_CLAIM, row)
+        _CLAIM.run(conn, **row)
         return also(conn) if also is not None else False
 
     try:
@@ -87,7 +91,7 @@ async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
 
 
 async def peek(engine: AsyncEngine, key: str) -> Seen | None:
-    row = await read(engine, lambda conn: conn.execute(_PEEK, {"k": key}).first())
+    row = await read(engine, lambda conn: _PEEK.first(conn, k=key))
     return None if row is None else Seen(row.status, row.reply)
 
 
@@ -95,10 +99,8 @@ async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, 
                  also: Callable[[Connection], T] | None = None) -> T | None:
     """Records the answer the first try gave, for the tries after it; `also` runs in the same
     transaction (giving the user's turn back), and its result is returned."""
-    params = {"k": key, "new_status": status, "new_reply": reply}
-
     def op(conn: Connection) -> T | None:
-        conn.execute(SETTLE, params)
+        SETTLE.run(conn, k=key, new_status=status, new_reply=reply)
         return also(conn) if also is not None else None
 
     return await write(engine, op)

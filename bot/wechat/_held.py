@@ -33,6 +33,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
+from core.prepared import Prepared
 from handlers.types import Button, Media, Outbound, Picture, Text
 
 from ._dedup import SETTLE
@@ -46,9 +47,10 @@ FOOTER_BYTES = 160  # room kept for the "N more waiting" line
 _GAP = "\n\n"
 _HELD = (select(wechat_held.c.id, wechat_held.c.body)
          .where(wechat_held.c.openid == bindparam("o")).order_by(wechat_held.c.id))
-_HELD_LOCKED = _HELD.with_for_update()
-_ANY_HELD = select(wechat_held.c.id).where(wechat_held.c.openid == bindparam("o")).limit(1)
-_TAKE = delete(wechat_held).where(wechat_held.c.id == bindparam("i"))
+_HELD_LOCKED = Prepared(_HELD.with_for_update())  # Prepared: in every message's settle
+_ANY_HELD = Prepared(select(wechat_held.c.id).where(wechat_held.c.openid == bindparam("o"))
+                     .limit(1))
+_TAKE = Prepared(delete(wechat_held).where(wechat_held.c.id == bindparam("i")))
 
 Render = Callable[[Outbound], Awaitable[str]]
 
@@ -173,7 +175,7 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
                       ) -> str | _Unrendered:
     """`reply_with_held`'s transaction: the reply, or (unless `last`) the held rows it has no
     text for, changing nothing."""
-    rows = list(conn.execute(_HELD_LOCKED, {"o": openid}))
+    rows = _HELD_LOCKED.all(conn, o=openid)
     unrendered = [row for row in rows if row.id not in rendered]
     if unrendered and not last:
         return _Unrendered(unrendered)
@@ -190,7 +192,7 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
         rest = pieces[taken:]
         left += 1 if rest else 0
         if row_id is not None and not rest:
-            conn.execute(_TAKE, {"i": row_id})
+            _TAKE.run(conn, i=row_id)
         elif row_id is not None and taken:
             conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
                          .values(body=dump(Text(text="\n".join(rest)))))
@@ -201,7 +203,7 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
     # count as left: the footer was decided before.
     tail = more(left) if left and more is not None else ""
     text = _GAP.join(p for p in [*parts, tail, notice] if p)
-    conn.execute(SETTLE, {"k": key, "new_status": status, "new_reply": text})
+    SETTLE.run(conn, k=key, new_status=status, new_reply=text)
     if also is not None:  # the user's turn given back with it (and the menu kept)
         also(conn)
     return text
@@ -209,7 +211,7 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
 
 def any_held(conn: Connection, openid: str) -> bool:
     """Whether the user has a held message (inside the caller's transaction)."""
-    return conn.execute(_ANY_HELD, {"o": openid}).first() is not None
+    return _ANY_HELD.first(conn, o=openid) is not None
 
 
 async def deliver_held(engine: AsyncEngine, openid: str,

@@ -1,13 +1,16 @@
-"""The wallet's statements, compiled once per dialect and run on the DBAPI cursor.
+"""Hot statements, compiled once per dialect and run on the DBAPI cursor.
 
 Why: `Connection.execute(<Core statement>)` costs 9–16 µs of SQLAlchemy per statement (cache
 key, execution context, parameter and result set-up) where the driver needs 1–3 µs, and a
 hold→settle pair is a dozen statements, so the wallet ran at half the speed of the same SQL
-written by hand (bench/wallet.py). A `Prepared` statement is still defined in SQLAlchemy Core
-(its SQL is Core's own compilation, so it cannot drift from the tables), converts values with
-each column type's own bind and result processors (SQLite's datetime text format included), and
+written by hand (bench/wallet.py); a WeChat message's seven statements were a third of its CPU
+(bench/wechat.py profile). A `Prepared` statement is still defined in SQLAlchemy Core (its SQL
+is Core's own compilation, so it cannot drift from the tables), converts values with each
+column type's own bind and result processors (SQLite's datetime text format included), and
 runs inside the caller's SQLAlchemy transaction on that transaction's DBAPI connection. It fires
-the engine's `before_cursor_execute` listeners, so statement instrumentation still sees it.
+the engine's `before_cursor_execute` listeners, so statement instrumentation still sees it, and
+a driver error comes out as SQLAlchemy's own (`sqlalchemy.exc.IntegrityError` for a unique key),
+as from `Connection.execute`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from core.db import fire_before_execute
+from .db import fire_before_execute
+
+__all__ = ["Prepared"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -91,12 +97,20 @@ class Prepared:
         fire_before_execute(conn, cursor, sql, params, many)
         return cursor
 
+    @staticmethod
+    def _execute(conn: Connection, cursor: Any, sql: str, args: Any, many: bool) -> None:
+        try:
+            (cursor.executemany if many else cursor.execute)(sql, args)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
+                                      dialect=conn.dialect) from exc
+
     def all(self, conn: Connection, **params: Any) -> list[Any]:
         c = self._compiled(conn)
         args = c.bind(params)
         cursor = self._cursor(conn, c.sql, args, False)
         try:
-            cursor.execute(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, False)
             return [c.make_row(r) for r in cursor.fetchall()] if c.row else []
         finally:
             cursor.close()
@@ -119,7 +133,7 @@ class Prepared:
         args = c.bind(params)
         cursor = self._cursor(conn, c.sql, args, False)
         try:
-            cursor.execute(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, False)
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -131,6 +145,6 @@ class Prepared:
         args = [c.bind(r) for r in rows]
         cursor = self._cursor(conn, c.sql, args, True)
         try:
-            cursor.executemany(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, True)
         finally:
             cursor.close()
