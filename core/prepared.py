@@ -37,7 +37,8 @@ def _row_type(names: list[str]) -> Any:
 
 
 class _Compiled:
-    __slots__ = ("binds", "columns", "fixed", "order", "results", "row", "sql")
+    __slots__ = ("binds", "columns", "fixed", "order", "repeated", "results", "row", "sql",
+                 "steps")
 
     def __init__(self, stmt: ClauseElement, columns: Sequence[ColumnElement[Any]],
                  dialect: Dialect) -> None:
@@ -56,6 +57,9 @@ class _Compiled:
         # conversion (SQLite keeps datetimes as text, for one).
         self.binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
                            for n in self.order)
+        # Each name converted once, even where the SQL repeats it (a `now` in three places).
+        self.steps = tuple(dict(zip(self.order, self.binds, strict=True)).items())
+        self.repeated = len(self.steps) != len(self.order)
         self.results: tuple[_Processor, ...] = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         self.row = _row_type([str(c.key) for c in columns]) if columns else None
@@ -63,8 +67,11 @@ class _Compiled:
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         if self.fixed:
             params = {**self.fixed, **params}
-        return tuple(p(params[n]) if p else params[n] for n, p in zip(self.order, self.binds,
-                                                                       strict=True))
+        values = [p(params[n]) if p else params[n] for n, p in self.steps]
+        if not self.repeated:
+            return tuple(values)
+        by_name = dict(zip((n for n, _ in self.steps), values, strict=True))
+        return tuple([by_name[n] for n in self.order])
 
     def make_row(self, raw: Sequence[Any]) -> Any:
         assert self.row is not None
