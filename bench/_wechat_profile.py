@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-url", default=None, help="PostgreSQL instead of SQLite")
     parser.add_argument("--text", default="/balance")
     parser.add_argument("--log-level", default="WARNING", choices=("INFO", "WARNING"))
+    parser.add_argument("--no-count", action="store_true",
+                        help="no statement listeners (they cost CPU themselves)")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="print the event loop thread's top N functions")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
@@ -113,6 +115,8 @@ async def bench_profile(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     counts = Counts()
     def on_app(app: Any) -> None:
+        if args.no_count:
+            return
         counts.listen(app.engine.sync_engine)
         twin = sqlite_twin(app.engine)
         if twin is not None:
