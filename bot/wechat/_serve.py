@@ -22,6 +22,9 @@ For a message (`on_message`):
      messages oldest first, then the answers, as much as fits, and says how many are left;
      late → the reply carries what is held and says "send any message to get your result";
      the answers are held when ready (`_held`).
+First tries are admitted a few at a time (`admit`, 8), in arrival order (`_admit`): under
+load each message then waits once, in order, instead of at each of its steps, and a slow answer
+gives its place up after `FAST_SECONDS`.
 The reply is stored with the message's key in the same transaction that settles it, so a
 retry of a reply lost on the way gets the same text (`_held.reply_with_held`). When the claim
 took the user's turn, the answer path keeps the numbered menu it showed for that transaction
@@ -48,6 +51,7 @@ from core.db import write
 from handlers.types import Inbound, Outbound, Text
 
 from . import _dedup, _held
+from ._admit import ADMIT, FAST_SECONDS, Admission, Slot
 from ._inbound import CHANNEL, IGNORE, UNSUPPORTED, WeChatPhoto, dedup_key, to_inbound
 
 __all__ = ["GRACE_SECONDS", "Answered", "WeChatInbox", "Words"]
@@ -90,8 +94,9 @@ class WeChatInbox:
                  window: float = 4.0, language: str | None = "zh",
                  reply_bytes: int = _held.REPLY_BYTES,
                  on_inbound: Callable[[str], Awaitable[object]] | None = None,
-                 turns: Turns | None = None) -> None:
+                 turns: Turns | None = None, admit: int = ADMIT) -> None:
         self._engine, self._answer, self._send = engine, answer, send
+        self._admission = Admission(admit)
         self._on_inbound, self._turns = on_inbound, turns
         self._render, self._words, self._photo = render, words, photo
         self._clock, self.mode, self.window = clock, mode, window
@@ -112,19 +117,21 @@ class WeChatInbox:
         holder = secrets.token_hex(8)
         take = None if turns is None else \
             (lambda conn: turns.take(conn, CHANNEL, openid, holder))
-        seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
-                                        also=take)
-        if seen is not None:
-            return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
-        if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
-            await self._on_inbound(openid)
-        event = self._settled[key] = asyncio.Event()
-        try:
-            return await self._first(key, openid, inbound, deadline,
-                                     holder if took else None)
-        finally:
-            event.set()
-            del self._settled[key]
+        async with self._admission.slot() as slot:  # a few at a time, in arrival order
+            seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
+                                            also=take)
+            if seen is not None:
+                slot.release()
+                return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
+            if self._on_inbound is not None:  # the channel's 48-hour window, quota reopen
+                await self._on_inbound(openid)
+            event = self._settled[key] = asyncio.Event()
+            try:
+                return await self._first(key, openid, inbound, deadline,
+                                         holder if took else None, slot)
+            finally:
+                event.set()
+                del self._settled[key]
 
     def _give(self, openid: str, holder: str | None,
               finish: Finish | None = None) -> Finish | None:
@@ -154,10 +161,14 @@ class WeChatInbox:
         return (await self._words(openid))("wx.pending")
 
     async def _first(self, key: str, openid: str, inbound: Inbound | object,
-                     deadline: float, holder: str | None) -> str | None:
+                     deadline: float, holder: str | None, slot: Slot) -> str | None:
         work = self.spawn(self._handle(openid, inbound, holder))
         loop = asyncio.get_running_loop()
-        done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
+        fast = min(deadline, loop.time() + FAST_SECONDS)
+        done, _ = await asyncio.wait({work}, timeout=max(fast - loop.time(), 0.0))
+        if not done:  # a slow answer waits for the rest of its window without a slot
+            slot.release()
+            done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
         # From here until add_done_callback, no await: the task cannot finish unnoticed.
         if work in done:
             answered: Answered = work.result()
