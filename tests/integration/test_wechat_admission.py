@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.wechat import _serve
 from bot.wechat._admit import FAST_SECONDS, Admission
-from handlers.types import Inbound, Text
+from handlers.types import Inbound, Outbound, Text
 from storage import LocalStorage
 
 from ._wechat import Answers, text_xml
@@ -47,7 +47,7 @@ async def test_one_slot_answers_in_arrival_order(
         engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
     started: list[str] = []
 
-    def reply(inbound: Inbound) -> list[Text]:
+    def reply(inbound: Inbound) -> list[Outbound]:
         started.append(inbound.address)
         return [Text(text=f"hi {inbound.address}")]
 
