@@ -22,10 +22,11 @@ __all__ = ["release_turn", "release_turn_in", "take_turn", "take_turn_in"]
 _ROW = and_(chat_turns.c.channel == bindparam("t_channel"),
             chat_turns.c.address == bindparam("t_address"))
 _UNTIL = bindparam("t_until", type_=chat_turns.c.until.type)
-_TAKE = Prepared(
+_TAKE = Prepared(  # free, run out, or already this holder's (a WeChat message taken over)
     update(chat_turns)
     .where(_ROW, or_(chat_turns.c.until.is_(None),
-                     chat_turns.c.until < bindparam("t_now", type_=chat_turns.c.until.type)))
+                     chat_turns.c.until < bindparam("t_now", type_=chat_turns.c.until.type),
+                     chat_turns.c.holder == bindparam("t_holder")))
     .values(holder=bindparam("t_holder"), until=_UNTIL))
 _EXISTS = Prepared(select(chat_turns.c.channel).where(_ROW))
 _MAKE = Prepared(insert(chat_turns).values(channel=bindparam("t_channel"),
@@ -39,7 +40,8 @@ _RELEASE = Prepared(update(chat_turns)
 def take_turn_in(conn: Connection, channel: str, address: str, holder: str, *,
                  now: datetime, until: datetime) -> bool:
     """`take_turn` inside the caller's transaction (WeChat takes it with its exactly-once row);
-    raises IntegrityError when another instance made the row at the same moment."""
+    raises IntegrityError when another instance made the row at the same moment. A holder
+    that holds it already takes it again (for a fresh `until`)."""
     if _TAKE.count(conn, t_channel=channel, t_address=address, t_holder=holder, t_now=now,
                    t_until=until) == 1:
         return True

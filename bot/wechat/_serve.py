@@ -11,7 +11,10 @@ For a message (`on_message`):
    replicas), which it gives back in the transaction that settles the answer: two writes a
    message instead of four. A retry, here or on another replica, waits for the first try's
    answer and gives the same one (`wait_settled`). When the turn is taken elsewhere, the
-   answer path waits for it as usual.
+   answer path waits for it as usual. A retry that finds the message still `working` well
+   past any live try's window (`STALE_MARGIN` past it) takes it over from the dead instance
+   (`_dedup.take_over`) and handles it; the turn's holder id is the message's own
+   (`_holder`), so the dead try's turn is taken over with it.
 3. The first try runs `answer(inbound)` in a task of its own (it survives WeChat hanging up)
    and waits up to `window` seconds (4 in production; WeChat gives up at 5) from arrival:
    - `active` (a verified account; customer-service messages allowed):
@@ -35,11 +38,11 @@ the claim and the settle.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
@@ -59,6 +62,7 @@ __all__ = ["GRACE_SECONDS", "Answered", "WeChatInbox", "Words"]
 log = logging.getLogger("bot.wechat")
 
 GRACE_SECONDS = 0.5  # a retry waits this much past its window for the first try's answer
+STALE_MARGIN = 2.0  # a try `working` past its window and grace by this much has died
 Finish = Callable[[Connection], object]
 
 
@@ -82,6 +86,11 @@ class Words(Protocol):
     """The catalogue in a user's language: `say = await words(openid)`; `say(key, **params)`."""
 
     async def __call__(self, openid: str) -> Say: ...
+
+
+def _holder(key: str) -> str:
+    """The turn's holder id for the message `key`: the same for every try of it."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 class WeChatInbox:
@@ -113,25 +122,39 @@ class WeChatInbox:
             return None
         openid = str(message.source)
         key = dedup_key(message)
-        turns = self._turns if self._turns is not None and self._turns.lease else None
-        holder = secrets.token_hex(8)
-        take = None if turns is None else \
-            (lambda conn: turns.take(conn, CHANNEL, openid, holder))
+        take = self._take(openid, key)
         async with self._admission.slot() as slot:  # a few at a time, in arrival order
             seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
                                             also=take)
-            if seen is not None:
-                slot.release()
-                return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
-            if self._on_inbound is not None:  # the channel's 48-hour window, quota reopen
-                await self._on_inbound(openid)
-            event = self._settled[key] = asyncio.Event()
-            try:
-                return await self._first(key, openid, inbound, deadline,
-                                         holder if took else None, slot)
-            finally:
-                event.set()
-                del self._settled[key]
+            if seen is None:
+                return await self._first_try(key, openid, inbound, deadline, took, slot)
+        taken, seen, took = await self._retry_wait(openid, key, seen,
+                                                   deadline + GRACE_SECONDS)
+        if taken:  # the first try's instance died: this try handles the message
+            log.warning("wechat: a message left by a dead instance is handled again")
+            return await self._first_try(key, openid, inbound, deadline, took, None)
+        return await self._retry_answer(openid, seen)
+
+    def _take(self, openid: str, key: str) -> Callable[[Connection], bool] | None:
+        """Takes the user's turn inside the claim's transaction, under a holder id of the
+        message's own: a try that takes the message over takes the dead try's turn too."""
+        turns = self._turns if self._turns is not None and self._turns.lease else None
+        if turns is None:
+            return None
+        holder = _holder(key)
+        return lambda conn: turns.take(conn, CHANNEL, openid, holder)
+
+    async def _first_try(self, key: str, openid: str, inbound: Inbound | object,
+                         deadline: float, took: bool, slot: Slot | None) -> str | None:
+        if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
+            await self._on_inbound(openid)
+        event = self._settled[key] = asyncio.Event()
+        try:
+            return await self._first(key, openid, inbound, deadline,
+                                     _holder(key) if took else None, slot)
+        finally:
+            event.set()
+            del self._settled[key]
 
     def _give(self, openid: str, holder: str | None,
               finish: Finish | None = None) -> Finish | None:
@@ -148,11 +171,36 @@ class WeChatInbox:
 
         return give
 
-    async def _retry(self, key: str, openid: str, seen: _dedup.Seen, deadline: float,
-                     ) -> str | None:
-        if seen.status == _dedup.WORKING:
-            seen = await _dedup.wait_settled(self._engine, key, deadline,
-                                             self._settled.get(key))
+    def _stale(self, seen: _dedup.Seen) -> bool:
+        """Whether a `working` row was left by a try whose instance died: claimed longer ago
+        than any live try stays `working` (its window and the retry's grace), with room for
+        replicas' clocks to differ."""
+        return seen.claimed_at is not None and seen.claimed_at < self._stale_before()
+
+    def _stale_before(self) -> datetime:
+        return self._clock() - timedelta(seconds=self.window + GRACE_SECONDS + STALE_MARGIN)
+
+    async def _retry_wait(self, openid: str, key: str, seen: _dedup.Seen, deadline: float,
+                          ) -> tuple[bool, _dedup.Seen, bool]:
+        """A retry waits for the first try's answer: (False, the row settled or as it is at
+        `deadline`, False), or (True, …, whether the turn was taken) when it took the message
+        over from a try whose instance died."""
+        for _ in range(3):  # a take-over lost to another replica: look again, a bounded time
+            if seen.status == _dedup.WORKING and not self._stale(seen):
+                seen = await _dedup.wait_settled(self._engine, key, deadline,
+                                                 self._settled.get(key), stale=self._stale)
+            if seen.status != _dedup.WORKING or not self._stale(seen) \
+                    or key in self._settled:  # settled, its deadline came, or ours
+                return False, seen, False
+            taken, took = await _dedup.take_over(
+                self._engine, key, now=self._clock(), stale_before=self._stale_before(),
+                also=self._take(openid, key))
+            if taken:
+                return True, seen, took
+            seen = await _dedup.peek(self._engine, key) or _dedup.Seen(_dedup.WORKING, None)
+        return False, seen, False
+
+    async def _retry_answer(self, openid: str, seen: _dedup.Seen) -> str | None:
         if seen.status != _dedup.WORKING:
             return seen.reply
         log.info("wechat: a retry found its message still being handled")
@@ -161,13 +209,14 @@ class WeChatInbox:
         return (await self._words(openid))("wx.pending")
 
     async def _first(self, key: str, openid: str, inbound: Inbound | object,
-                     deadline: float, holder: str | None, slot: Slot) -> str | None:
+                     deadline: float, holder: str | None, slot: Slot | None) -> str | None:
         work = self.spawn(self._handle(openid, inbound, holder))
         loop = asyncio.get_running_loop()
         fast = min(deadline, loop.time() + FAST_SECONDS)
         done, _ = await asyncio.wait({work}, timeout=max(fast - loop.time(), 0.0))
         if not done:  # a slow answer waits for the rest of its window without a slot
-            slot.release()
+            if slot is not None:
+                slot.release()
             done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
         # From here until add_done_callback, no await: the task cannot finish unnoticed.
         if work in done:

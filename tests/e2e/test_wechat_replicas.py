@@ -1,19 +1,22 @@
 """Two replicas of the whole service on one database, as WeChat's retries and a user's next
 message may reach either: the numbered menu one replica showed is answered on the other, a
-retry on the other replica gets the stored answer, and a message costs two write transactions
-(the claim with the user's turn; the settle with the reply, the menu and the turn given back)."""
+retry on the other replica gets the stored answer, a message whose replica died while handling
+it is handled by the other, and a message costs two write transactions (the claim with the
+user's turn; the settle with the reply, the menu and the turn given back)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
 
-from bot.wechat import _held
+from bot.ordering import Turns
+from bot.wechat import _dedup, _held, _serve
 from bot.wechat._inbox_tables import wechat_held
 from core.db import read, sqlite_twin, utcnow
 from handlers.messages import t, tn
@@ -109,3 +112,29 @@ async def test_a_retry_on_the_other_replica_gets_the_stored_answer(
         assert list(retries) == [first, first]  # the stored reply, the held message once
         async with read(two.app.engine) as conn:
             assert (await conn.execute(select(wechat_held.c.id))).first() is None
+
+
+async def test_a_message_whose_instance_died_is_handled_by_the_other_replica(
+        database: TestDatabase, tmp_path: Path) -> None:
+    async with WeChatFake() as wx, \
+            wechat_service(database, tmp_path / "a", wx, mode="passive") as one, \
+            wechat_service(database, tmp_path / "b", wx, mode="passive") as two:
+        await Person(one, "oDee").says("/start")
+        xml = text_xml("oDee", "/balance", MsgId=424242)
+        # Replica one claimed the message and took the user's turn twenty seconds ago, then
+        # died: the row stays `working`, the turn's lease runs two minutes more.
+        key, now = "m:424242", utcnow()
+        turns = Turns(one.app.engine)
+        assert await _dedup.claim(
+            one.app.engine, key, "oDee", now=now - timedelta(seconds=20),
+            also=lambda conn: turns.take(conn, "wechat", "oDee", _serve._holder(key)),
+        ) == (None, True)
+        reply = await two.sim.send(xml)  # WeChat's retry reaches replica two
+        assert reply is not None
+        assert t("zh", "balance.text", available=tn("zh", "n.credits", 10),
+                 held=tn("zh", "n.credits", 0)) in reply  # in time: the turn taken over too
+        assert await one.sim.send(xml) == reply  # the last retry: the stored reply
+        async with read(one.app.engine) as conn:
+            turn = (await conn.execute(select(chat_turns.c.holder).where(
+                chat_turns.c.address == "oDee"))).scalar_one()
+        assert turn is None

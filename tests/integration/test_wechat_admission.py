@@ -1,6 +1,7 @@
 """First tries are admitted a few at a time, in arrival order (`bot.wechat._admit`): with one
 slot, messages are answered one after the other in the order they came, and a slow answer
-gives its slot up so the next user is still answered within the window."""
+gives its slot up so the next user is still answered within the window. A retry takes over a
+message whose first try's instance died (`_dedup.take_over`), and only such a one."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.wechat import _serve
+from bot.wechat import _dedup, _serve
 from bot.wechat._admit import FAST_SECONDS, Admission
 from handlers.types import Inbound, Outbound, Text
 from storage import LocalStorage
+from tests.factories import FakeClock
 
 from ._wechat import Answers, text_xml
 from .test_wechat_window import WINDOW, instance
@@ -85,3 +87,30 @@ async def test_a_slow_answer_gives_its_slot_to_the_next_user(
         assert await asyncio.wait_for(slow, 5) is None  # active mode, late: "success"
         await one.inbox.wait_idle(5)
     assert [m for _, m in one.sent] == [Text(text="echo make a video")]
+
+
+# --- a first try whose instance died ----------------------------------------------------------
+
+
+async def test_a_retry_takes_over_a_message_whose_instance_died(
+        engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
+    answers = Answers()
+    async with instance(engine, storage, http, answers) as one:
+        # Another instance claimed it ten seconds ago and died before settling.
+        long_ago = FakeClock().advance(seconds=-10)
+        assert await _dedup.claim(engine, "m:9001", "oDead", now=long_ago) == (None, False)
+        xml = text_xml("oDead", "/balance", MsgId=9001)
+        assert await one.sim.send(xml) == "echo /balance"  # handled again, in time
+        assert await one.sim.send(xml) == "echo /balance"  # later tries: the stored answer
+    assert [i.text for i in answers.inbounds] == ["/balance"]
+
+
+async def test_a_retry_does_not_take_over_a_live_first_try(
+        engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
+    answers = Answers()
+    async with instance(engine, storage, http, answers) as one:
+        # Claimed just now by another instance, still working on it: not taken over.
+        assert await _dedup.claim(engine, "m:9002", "oLive", now=FakeClock()()) == \
+            (None, False)
+        assert await one.sim.send(text_xml("oLive", "/balance", MsgId=9002)) is None
+    assert answers.inbounds == []
