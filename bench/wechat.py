@@ -21,6 +21,11 @@ that parses the XML and answers a fixed passive reply; messages/s and p99 of bot
 
     python bench/wechat.py messages
     python bench/wechat.py messages --mode active --pg-url postgresql+asyncpg://…/bench
+
+The profile part (`bench/_wechat_profile.py`): SQL statements and transactions, CPU, and the
+event loop's cProfile per message through `/wechat`.
+
+    python bench/wechat.py profile --users 1 --messages 200 --cprofile 25
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import subprocess
 import tempfile
 import time
 
-from bench import _wechat_messages
+from bench import _wechat_messages, _wechat_profile
 from bot.wechat._media import AUDIO_BPS, Plan, plan_video, transcode_video
 from tests.fakes.media import noise_clip
 
@@ -140,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--clip", type=Path, default=None, help="keep the clip here between runs")
     ms = sub.add_parser("messages", help="signed messages/s through /wechat vs bare aiohttp")
     _wechat_messages.add_arguments(ms)
+    pr = sub.add_parser("profile", help="SQL statements, CPU and a profile per /wechat message")
+    _wechat_profile.add_arguments(pr)
     args = parser.parse_args(argv)
     if args.part == "transcode":
         return transcode(args.rounds, args.clip)
     if args.part == "messages":
         return asyncio.run(_wechat_messages.bench_messages(args))
+    if args.part == "profile":
+        return asyncio.run(_wechat_profile.bench_profile(args))
     return 2
 
 

@@ -22,6 +22,12 @@ outbox dispatcher.
   message (where the channel declares `progress`), and on a channel without buttons the
   numbered choices as the chat's menu (or clears
   it for a `Text.free_text` question).
+
+A caller that holds the user's turn itself and gives it back in a transaction of its own
+(WeChat, `answer(inbound, held=…)`) asks for the menu to be kept (`Sender(keep_menus=True)`)
+rather than written: the last change is then `Sender.menu`, and the caller writes it with
+`handlers.menus.remember_in` in that transaction (one write a message fewer; the menu is still
+stored before the turn is free for the user's next message).
 """
 
 from __future__ import annotations
@@ -93,9 +99,11 @@ class Sender:
     """Sends through one channel as its capabilities allow, and records status and menus."""
 
     def __init__(self, *, engine: AsyncEngine | None, handlers: StatusKeeper,
-                 channel: Channel) -> None:
+                 channel: Channel, keep_menus: bool = False) -> None:
         self.engine, self.handlers, self.channel = engine, handlers, channel
         self.caps = capabilities(channel)
+        self.keep_menus = keep_menus
+        self.menu: list[str] | None = None  # with keep_menus: the last change, for the caller
 
     def prepare(self, message: Outbound) -> list[Outbound]:
         """What goes to the channel for `message`, in order."""
@@ -122,7 +130,9 @@ class Sender:
             await self.handlers.remember_status(message.track_job, channel=self.channel.name,
                                                 address=address, message_id=message_id)
         change = None if self.caps.buttons else menus.menu_change(message)
-        if change is not None and self.engine is not None:
+        if change is not None and self.keep_menus:
+            self.menu = change
+        elif change is not None and self.engine is not None:
             await menus.remember(self.engine, self.channel.name, address, change)
         return message_id
 
@@ -131,13 +141,16 @@ class Answerer:
     """Answers inbound updates of one channel (see the module docstring)."""
 
     def __init__(self, *, engine: AsyncEngine | None, handlers: ChatHandlers,
-                 channel: Channel, default_language: str, turns: Turns | None = None) -> None:
+                 channel: Channel, default_language: str, turns: Turns | None = None,
+                 keep_menus: bool = False) -> None:
         """`engine` may be None only for a channel with buttons (no menu state) and `turns`
-        without the lease (in-process order only, the default)."""
+        without the lease (in-process order only, the default). `keep_menus`: the caller
+        holds the turn and writes the menu itself (`sender.menu`, see the module doc)."""
         self.engine, self.handlers, self.channel = engine, handlers, channel
         self.default_language = default_language
         self.turns = turns or Turns(None, lease=False)
-        self.sender = Sender(engine=engine, handlers=handlers, channel=channel)
+        self.sender = Sender(engine=engine, handlers=handlers, channel=channel,
+                             keep_menus=keep_menus)
         self.answered = 0  # inbound updates answered (replies sent or dropped)
 
     async def answer(self, inbound: Inbound, *, held: str | None = None) -> None:

@@ -2,9 +2,15 @@
 
 SQLite admits one writer at a time. Inside a process the writers queue on an asyncio lock (they
 wake the moment it is free, where SQLite's busy handler sleeps in steps of up to 100 ms); other
-processes queue on the busy timeout. `SqliteWriter` runs a whole write operation in one worker
-thread on a synchronous "twin" engine of the same file, through one dedicated connection: under
-the lock there is never a second writer to need another, so no pool checkout per operation.
+processes queue on the busy timeout. `SqliteWriter` runs a whole write operation on a
+synchronous "twin" engine of the same file, through one dedicated connection: under the lock
+there is never a second writer to need another, so no pool checkout per operation.
+`write_here` runs it on the calling thread (the event loop's) on a connection whose busy
+timeout is 0 and that never checkpoints: when another process holds the write lock it raises
+`Busy` before the operation starts, and the caller runs it with `transaction` in a worker
+thread, which waits; `checkpoint` (PASSIVE: it waits for nobody) runs in a worker thread every
+so many inline commits (`checkpoint_soon`), since a checkpoint writes and syncs the database
+file. A commit itself appends to the WAL and, at `synchronous=NORMAL`, does not sync.
 
 `read_here` runs a small read on the calling thread (the event loop's) on its own connection
 whose busy timeout is 0: a WAL reader takes no lock a writer holds, so it never waits, except in
@@ -109,6 +115,9 @@ class SqliteWriter:
         self._conn: Connection | None = None
         self._here: Connection | None = None  # read_here's connection (busy timeout 0)
         self._here_lock = threading.Lock()  # one thread at a time on it
+        self._writer_here: Connection | None = None  # write_here's (busy timeout 0, no
+        self.unchecked = 0  # auto-checkpoint); its commits since the last checkpoint
+        self._checkpoint: asyncio.Future[None] | None = None
 
     def _twin(self) -> Engine:
         assert self.twin is not None, "no twin engine for an in-memory database"
@@ -131,6 +140,60 @@ class SqliteWriter:
                 self.close()
             raise
         return result
+
+    def write_here(self, op: Callable[[Connection], T]) -> T:
+        """Runs `op` in one write transaction on this thread (the event loop's); call it
+        holding `lock`. Raises `Busy`, before `op` runs, when another process holds SQLite's
+        write lock: the caller then writes in a worker thread, which waits for it."""
+        conn = self._writer_here
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._writer_here = self._twin().connect()
+            raw_execute(conn, "PRAGMA busy_timeout=0")
+            # Its commits never checkpoint (a checkpoint writes the database file and syncs
+            # it: disk waits, off the event loop); `checkpoint` does, in a worker thread.
+            raw_execute(conn, "PRAGMA wal_autocheckpoint=0")
+        conn.begin()
+        try:
+            raw_execute(conn, "BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._drop_writer_here(conn)
+            if is_busy(exc):
+                raise Busy from None
+            raise
+        try:
+            result = op(conn)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:
+                self._drop_writer_here(conn)
+            raise
+        self.unchecked += 1
+        return result
+
+    def _drop_writer_here(self, conn: Connection) -> None:
+        try:
+            conn.rollback()
+        except Exception:  # unusable: start afresh next time (never back to the pool)
+            self._writer_here = None
+            conn.invalidate()
+
+    def checkpoint(self) -> None:
+        """Copies the WAL's committed pages into the database file without waiting for
+        readers or writers (PASSIVE); for a worker thread."""
+        with self._twin().connect() as conn:
+            raw_execute(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+
+    def checkpoint_soon(self, every: int) -> None:
+        """Starts `checkpoint` in a worker thread once `every` commits of `write_here` have
+        not been checkpointed, unless one is under way."""
+        if self.unchecked < every or (self._checkpoint is not None
+                                      and not self._checkpoint.done()):
+            return
+        self.unchecked = 0
+        self._checkpoint = asyncio.get_running_loop().run_in_executor(None, self.checkpoint)
+        self._checkpoint.add_done_callback(_quiet)
 
     def read(self, op: Callable[[Connection], T]) -> T:
         """Runs `op` in a read transaction on a pooled connection (no lock: WAL readers never
@@ -174,3 +237,12 @@ class SqliteWriter:
         if self._here is not None:
             here, self._here = self._here, None
             here.invalidate()  # not back to the pool with its busy timeout of 0
+        if self._writer_here is not None:
+            writer, self._writer_here = self._writer_here, None
+            writer.invalidate()
+
+
+def _quiet(future: asyncio.Future[None]) -> None:
+    """A checkpoint that failed is tried again after the next commits."""
+    if not future.cancelled():
+        future.exception()

@@ -9,8 +9,16 @@ branches live here and in `core/migrate.py` only). Each takes one of two forms:
   on aiosqlite). `read(engine, op)` is for a small read by key: on SQLite it runs on the event
   loop's thread with no hop (`_sqlite.SqliteWriter.read_here`), on PostgreSQL in autocommit, with
   no BEGIN/COMMIT round trips, so each statement reads its own snapshot (a single statement is
-  consistent; use the context form when several must agree). `write(engine, op)` runs in a
-  worker thread on SQLite's synchronous twin engine, through `run_sync` on PostgreSQL.
+  consistent; use the context form when several must agree). `write(engine, op)` runs on
+  SQLite's synchronous twin engine on the event loop's thread too (`SqliteWriter.write_here`),
+  through `run_sync` on PostgreSQL. Decided by measurement (bench/wechat.py profile): in a
+  worker thread, every sqlite3 call of a write hands the GIL back and forth with the busy event
+  loop, a write held the process's one write lock for about a millisecond under load, and the
+  writes of 100 concurrent WeChat users queued behind it (2.35 ms of CPU a message in all,
+  1.6 ms inline). An `op` is a short transaction by key, as every caller writes it; one that
+  would wait (another process holds SQLite's write lock) goes to a worker thread instead, and
+  so does the checkpoint that copies the WAL into the database file (it syncs the disk), every
+  `CHECKPOINT_COMMITS` inline commits.
 * `async with read(engine) as conn` / `async with write(engine) as conn` give an
   `AsyncConnection` in a transaction: a read-only snapshot (REPEATABLE READ on PostgreSQL, a
   deferred BEGIN on SQLite), or a write transaction that commits on success and rolls back on
@@ -99,6 +107,7 @@ _READ_ONLY = _sqlite.READ_ONLY
 _SQLITE: WeakKeyDictionary[Engine, _sqlite.SqliteWriter] = WeakKeyDictionary()
 _PREPARING = threading.Lock()
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_COMMITS = 200  # write_here's commits between two checkpoints (in a worker thread)
 T = TypeVar("T")
 
 
@@ -275,7 +284,17 @@ async def _write_op(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
         if writer.twin is None:
             async with engine.begin() as conn:
                 return await conn.run_sync(op)
-        return await asyncio.to_thread(writer.transaction, op)
+        try:
+            result = writer.write_here(op)
+        except _sqlite.Busy:  # another process writes: wait for it in a worker thread
+            work = asyncio.get_running_loop().run_in_executor(None, writer.transaction, op)
+            try:
+                return await asyncio.shield(work)
+            finally:  # cancelled: the lock stays held while the thread uses the connection
+                if not work.done():
+                    await asyncio.wait({work})
+    writer.checkpoint_soon(CHECKPOINT_COMMITS)
+    return result
 
 
 @asynccontextmanager

@@ -10,6 +10,9 @@ answers with the number `N` (ASCII or full-width digits). Decisions:
 - The data of the choices last shown, in order, is kept in `chats.menu` of the identity's user
   (`remember`), written by the shared sending path after a message with choices went out (the
   answer path and the outbox dispatcher alike), so any instance reads the reply (`pick`).
+  A caller that gives the user's turn back in a transaction of its own (WeChat) writes it
+  there instead (`remember_in`): the menu is stored before the next message can be handled,
+  with no transaction of its own.
 - A message without choices leaves the menu as it was, unless it asks for free text
   (`Text.free_text`): then the menu is cleared and a "1" is text.
 - A number outside the menu, or with no menu, stays text: the conversation decides.
@@ -23,17 +26,19 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
+from core.prepared import Prepared
 from wallet import queries
 
 from .tables import chats
 from .types import Outbound, Text
 
-__all__ = ["choice_number", "menu_change", "numbered", "pick", "remember"]
+__all__ = ["choice_number", "menu_change", "numbered", "pick", "remember", "remember_in"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _USER = queries.identity_user()
-_READ = select(chats.c.menu).where(chats.c.user_id == _USER)
-_WRITE = update(chats).where(chats.c.user_id == _USER)
+_READ = Prepared(select(chats.c.menu).where(chats.c.user_id == _USER))
+_WRITE = Prepared(update(chats).where(chats.c.user_id == _USER)
+                  .values(menu=bindparam("menu", type_=chats.c.menu.type)))
 
 
 def numbered(message: Text) -> Text:
@@ -73,18 +78,18 @@ def choice_number(text: str) -> int | None:
 
 async def remember(engine: AsyncEngine, channel: str, address: str, choices: list[str]) -> None:
     """Stores `choices` ([] clears) as the menu of the identity's chat (no row: nothing)."""
-    params = {"channel": channel, "address": address, "menu": choices or None}
+    await write(engine, lambda conn: remember_in(conn, channel, address, choices))
 
-    def op(conn: Connection) -> None:
-        conn.execute(_WRITE.values(menu=bindparam("menu", type_=chats.c.menu.type)), params)
 
-    await write(engine, op)
+def remember_in(conn: Connection, channel: str, address: str, choices: list[str]) -> None:
+    """`remember` inside the caller's transaction."""
+    _WRITE.run(conn, channel=channel, address=address, menu=choices or None)
 
 
 async def pick(engine: AsyncEngine, channel: str, address: str, number: int) -> str | None:
     """The data of choice `number` of the menu the identity was last shown; None if none."""
-    params = {"channel": channel, "address": address}
-    menu = await read(engine, lambda conn: conn.execute(_READ, params).scalar())
+    menu = await read(engine, lambda conn: _READ.scalar(conn, channel=channel,
+                                                        address=address))
     if not isinstance(menu, list) or not 1 <= number <= len(menu):
         return None
     found = menu[number - 1]

@@ -29,7 +29,9 @@ hop; on PostgreSQL in autocommit, one round trip with no BEGIN/COMMIT (a single 
 snapshot, so the balance is exactly what a separate read would have shown). The chat row is then
 written only when `state.needs_touch` says so (blocked, or `last_seen_at` a minute old). Before,
 /balance took four transactions: who, touch, and two reads for the balance; then one read
-transaction of three statements (five round trips on PostgreSQL).
+transaction of three statements (five round trips on PostgreSQL). The SELECT is `Prepared`
+(`core.prepared`): SQLAlchemy's per-execution work (a cache key over the whole statement, the
+execution context) cost more than SQLite running it (bench/wechat.py profile).
 
 Every error becomes text through `errors.error_text`: a known one a friendly text, anything else
 an incident id, with the traceback in the log.
@@ -42,6 +44,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.db import read
+from core.prepared import Prepared
 from generation import JobNotFound
 from wallet import Balance, queries
 
@@ -69,6 +72,7 @@ _WHO = (queries.who()
                      chats.c.version, chats.c.updated_at, chats.c.last_seen_at,
                      chats.c.blocked_at)
         .outerjoin(chats, chats.c.user_id == queries.USER_ID))
+_WHO_PREPARED = Prepared(_WHO)  # every update's first read (`core.prepared`)
 
 
 class Handlers:
@@ -76,7 +80,7 @@ class Handlers:
 
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
-        self._who_balance = deps.wallet.with_balance(_WHO, queries.USER_ID)
+        self._who_balance = Prepared(deps.wallet.with_balance(_WHO, queries.USER_ID))
 
     # --- the contract -------------------------------------------------------------------------
 
@@ -131,11 +135,11 @@ class Handlers:
         PostgreSQL one round trip, in autocommit: a single statement reads one snapshot)."""
         deps, with_balance = self.deps, _shows_balance(inbound)
         params: dict[str, Any] = {"channel": inbound.channel, "address": inbound.address}
-        query = _WHO
+        query = _WHO_PREPARED
         if with_balance:
             query = self._who_balance
             params.update(deps.wallet.balance_params())
-        row = await read(deps.engine, lambda conn: conn.execute(query, params).first())
+        row = await read(deps.engine, lambda conn: query.first(conn, **params))
         # On first contact the bonus is granted after this read: no balance from here.
         if row is None or row.chat is None or not with_balance:
             return row, None

@@ -6,6 +6,8 @@ Button data go through the one codec, `handlers.choices` (readable names such as
 
 from __future__ import annotations
 
+import functools
+
 from .choices import Choice, encode
 from .choices import fits as choice_fits
 from .messages import t
@@ -24,6 +26,7 @@ def button(lang: str, key: str, choice: Choice, **params: object) -> Button:
     return Button(label=t(lang, key, **params), data=encode(choice))
 
 
+@functools.cache  # immutable, and on every answer that ends a flow (/balance included)
 def main_menu(lang: str) -> Rows:
     return (
         (button(lang, "btn.generate", Choice("generate")),),

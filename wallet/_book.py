@@ -12,7 +12,7 @@ own transaction), it raises `StaleAccount` and writes nothing instead of writing
 and ledger balances computed from that state; `Wallet` then runs the operation again.
 Every change of a grant's `remaining` goes with a change of the account's counters in the same
 transaction, so the account's guard covers the grants too.
-Statements are `Prepared` once (see `_prepared`): the hot path only binds parameters.
+Statements are `Prepared` once (see `core.prepared`): the hot path only binds parameters.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from core.prepared import Prepared
+
 from ._exceptions import HoldNotFound, StaleAccount, UnknownUser
-from ._prepared import Prepared
 from .tables import accounts, grants, holds, ledger
 
 _LOCK = Prepared(

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from core.prepared import Prepared
+
 from . import _book as book
 from ._exceptions import (
     HoldStateError,
@@ -21,19 +23,18 @@ from ._exceptions import (
     InsufficientCredits,
     InvalidAmount,
 )
-from ._prepared import Prepared
 from ._types import Clawback, Grant, Hold, HoldStatus
-from .tables import clawbacks, grants, hold_parts, holds
+from .tables import OPEN, clawbacks, grants, hold_parts, holds
 
 _GRANT_BY_KEY = Prepared(select(grants).where(grants.c.key == bindparam("key")))
 _OPEN_SOONEST_FIRST = Prepared(
     select(grants.c.id, grants.c.remaining, grants.c.expires_at)
-    .where(grants.c.user_id == bindparam("uid"), grants.c.remaining > 0)
+    .where(grants.c.user_id == bindparam("uid"), OPEN)
     .order_by(grants.c.expires_at.asc().nulls_last(), grants.c.id)
 )
 _OPEN_NEWEST_FIRST = Prepared(
     select(grants.c.id, grants.c.remaining, grants.c.expires_at)
-    .where(grants.c.user_id == bindparam("uid"), grants.c.remaining > 0)
+    .where(grants.c.user_id == bindparam("uid"), OPEN)
     .order_by(grants.c.id.desc())
 )
 _PARTS = Prepared(

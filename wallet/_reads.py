@@ -24,14 +24,14 @@ from core.db import UTCDateTime
 from ._book import lapsed
 from ._exceptions import UnknownUser
 from ._types import Balance, LedgerEntry
-from .tables import accounts, grants, ledger
+from .tables import OPEN, accounts, grants, ledger
 
 EXPIRY_WINDOW = timedelta(days=7)
 
 _ACCOUNT = select(accounts.c.available, accounts.c.held, accounts.c.debt).where(
     accounts.c.user_id == bindparam("uid"))
 _EXPIRING = select(grants.c.remaining, grants.c.expires_at).where(
-    grants.c.user_id == bindparam("uid"), grants.c.remaining > 0,
+    grants.c.user_id == bindparam("uid"), OPEN,
     grants.c.expires_at.is_not(None))
 _NOW = bindparam("balance_now", type_=UTCDateTime())
 _SOON = bindparam("balance_soon", type_=UTCDateTime())
@@ -55,7 +55,7 @@ def balance_on(conn: Connection, user_id: int, now: datetime) -> Balance:
 def balance_columns(user_id: ColumnElement[Any]) -> list[Label[Any]]:
     """The balance of the user `user_id` as labelled columns of a SELECT that outer-joins
     `accounts` on that user (`balance_join`); bind them with `balance_params`."""
-    open_ = (grants.c.user_id == user_id, grants.c.remaining > 0,
+    open_ = (grants.c.user_id == user_id, OPEN,
              grants.c.expires_at.is_not(None))
     total = func.coalesce(func.sum(grants.c.remaining), 0)
     return [accounts.c.user_id.label("balance_account"),

@@ -34,7 +34,7 @@ from ._types import (
     RedeemCode,
     Violation,
 )
-from .tables import accounts, grants, holds, identities, users
+from .tables import OPEN, accounts, grants, holds, identities, users
 
 _ATTEMPTS = 20
 
@@ -165,7 +165,7 @@ class Wallet:
         now = now or self._clock()
         async with read(self._engine) as conn:
             due = (await conn.execute(select(grants.c.user_id).distinct().where(
-                grants.c.remaining > 0, grants.c.expires_at <= now)
+                OPEN, grants.c.expires_at <= now)
                 .order_by(grants.c.user_id))).scalars().all()
         total = 0
         for user_id in due:  # one short transaction per user

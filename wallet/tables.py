@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    literal_column,
     text,
 )
 
@@ -75,6 +76,12 @@ grants = Table(
     Index("ix_grants_lapsing", "expires_at",
           postgresql_where=text("remaining > 0"), sqlite_where=text("remaining > 0")),
 )
+
+# The partial indexes' condition, as SQL text and not a bound parameter: a parameter in it
+# makes SQLite prepare the statement again at every execution (whether the partial index
+# applies depends on the value), and PostgreSQL's generic plan for a prepared statement cannot
+# use the index. The /balance read took 114 µs of SQLite with a parameter, 12 µs without.
+OPEN = grants.c.remaining > literal_column("0")
 
 holds = Table(
     "holds",

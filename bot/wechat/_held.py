@@ -12,6 +12,9 @@ is deleted, a message only partly sent keeps its rest, and answers that did not 
 the reply is stored with the dedup row, so WeChat's retry of a reply lost on the way gets the
 same text and nothing is delivered twice or lost. Rows are locked (`FOR UPDATE`, nothing on
 SQLite, where the write lock serialises) so two replicas cannot send the same held message.
+Most messages find nothing held: the transaction looks, and only when it finds held messages
+it has not rendered yet (rendering is async: a media link) does it end without a change, and
+a second one, after rendering them, builds the reply.
 
 `deliver_held` (active mode) sends held messages through the channel, oldest first, deleting
 each once sent; it stops at the first failure and keeps the rest.
@@ -21,28 +24,33 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
+from core.prepared import Prepared
 from handlers.types import Button, Media, Outbound, Picture, Text
 
 from ._dedup import SETTLE
 from ._inbox_tables import wechat_held
 
-__all__ = ["REPLY_BYTES", "deliver_held", "dump", "hold", "load", "pending", "reply_with_held",
-           "split_text"]
+__all__ = ["REPLY_BYTES", "any_held", "deliver_held", "dump", "hold", "load", "pending",
+           "reply_with_held", "split_text"]
 
 REPLY_BYTES = 2048  # WeChat shows a passive text reply of up to 2048 bytes whole
 FOOTER_BYTES = 160  # room kept for the "N more waiting" line
 _GAP = "\n\n"
 _HELD = (select(wechat_held.c.id, wechat_held.c.body)
          .where(wechat_held.c.openid == bindparam("o")).order_by(wechat_held.c.id))
-_HELD_LOCKED = (select(wechat_held.c.id).where(wechat_held.c.openid == bindparam("o"))
-                .order_by(wechat_held.c.id).with_for_update())
+_HELD_LOCKED = Prepared(_HELD.with_for_update())  # Prepared: in every message's settle
+_ANY_HELD = Prepared(select(wechat_held.c.id).where(wechat_held.c.openid == bindparam("o"))
+                     .limit(1))
+_TAKE = Prepared(delete(wechat_held).where(wechat_held.c.id == bindparam("i")))
 
 Render = Callable[[Outbound], Awaitable[str]]
 
@@ -115,6 +123,13 @@ def _size(parts: list[str]) -> int:
     return len(_GAP.join(parts).encode())
 
 
+@dataclass(frozen=True, slots=True)
+class _Unrendered:
+    """The settling transaction found held messages it had no text for: nothing changed."""
+
+    rows: list[Any]
+
+
 async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
                           footer: Callable[[], Awaitable[Callable[[int], str]]],
@@ -126,48 +141,77 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
     asked for only when not everything fits (it reads the user's language). `also` runs in
     the same transaction.
 
-    The held messages are read and rendered first (a media link is made then), and the
-    transaction locks them again and takes only those still there: one taken meanwhile by a
-    reply on another replica is not sent twice, and one held meanwhile waits for the next."""
+    The transaction locks the user's held messages; those it has text for go in. The first
+    one that finds some it has no text for changes nothing and returns them; they are rendered
+    (a media link is made then) and a second transaction takes those still there: one taken
+    meanwhile by a reply on another replica is not sent twice, and one held meanwhile waits
+    for the next reply."""
     tail_room = len(_GAP.encode()) * 2 + FOOTER_BYTES + len(notice.encode())
     room = max(limit - tail_room, 200)
-    rendered = {row.id: split_text(await render(load(row.body)), room)
-                for row in await _held(engine, openid)}
     new = [split_text(await render(m), room) for m in fresh]
-    everything = [p for pieces in [*rendered.values(), *new] for p in pieces]
-    more = await footer() if _size(everything) > room else None
+    rendered: dict[int, list[str]] = {}
 
-    def op(conn: Connection) -> str:
-        ids = [row.id for row in conn.execute(_HELD_LOCKED, {"o": openid})]
-        queue = [(i, rendered[i]) for i in ids if i in rendered]
-        queue += [(None, pieces) for pieces in new]
-        parts: list[str] = []
-        left = 0
-        for row_id, pieces in queue:
-            taken = 0
-            while taken < len(pieces) and left == 0 and _size([*parts, pieces[taken]]) <= room:
-                parts.append(pieces[taken])
-                taken += 1
-            rest = pieces[taken:]
-            left += 1 if rest else 0
-            if row_id is not None and not rest:
-                conn.execute(delete(wechat_held).where(wechat_held.c.id == row_id))
-            elif row_id is not None and taken:
-                conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
-                             .values(body=dump(Text(text="\n".join(rest)))))
-            elif row_id is None and rest:
-                conn.execute(insert(wechat_held).values(
-                    openid=openid, created_at=now, body=dump(Text(text="\n".join(rest)))))
-        # Rows held since the read above wait for the next reply, and only the rows read
-        # count as left: the footer was decided before.
-        tail = more(left) if left and more is not None else ""
-        text = _GAP.join(p for p in [*parts, tail, notice] if p)
-        conn.execute(SETTLE, {"k": key, "new_status": status, "new_reply": text})
-        if also is not None:  # the user's turn given back with it
-            also(conn)
-        return text
+    async def tail() -> Callable[[int], str] | None:
+        everything = [p for pieces in [*rendered.values(), *new] for p in pieces]
+        return await footer() if _size(everything) > room else None
 
-    return await write(engine, op)
+    more = await tail() if new else None
+    for last in (False, True):
+        outcome = await write(engine, partial(
+            _settle_with_held, key=key, openid=openid, status=status, rendered=rendered,
+            new=new, room=room, more=more, notice=notice, now=now, also=also, last=last))
+        if not isinstance(outcome, _Unrendered):
+            return outcome
+        for row in outcome.rows:
+            rendered[row.id] = split_text(await render(load(row.body)), room)
+        more = more or await tail()
+    raise AssertionError("the last try settles")
+
+
+def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
+                      rendered: dict[int, list[str]], new: list[list[str]], room: int,
+                      more: Callable[[int], str] | None, notice: str, now: datetime,
+                      also: Callable[[Connection], object] | None, last: bool,
+                      ) -> str | _Unrendered:
+    """`reply_with_held`'s transaction: the reply, or (unless `last`) the held rows it has no
+    text for, changing nothing."""
+    rows = _HELD_LOCKED.all(conn, o=openid)
+    unrendered = [row for row in rows if row.id not in rendered]
+    if unrendered and not last:
+        return _Unrendered(unrendered)
+    queue: list[tuple[int | None, list[str]]] = [
+        (row.id, rendered[row.id]) for row in rows if row.id in rendered]
+    queue += [(None, pieces) for pieces in new]
+    parts: list[str] = []
+    left = 0
+    for row_id, pieces in queue:
+        taken = 0
+        while taken < len(pieces) and left == 0 and _size([*parts, pieces[taken]]) <= room:
+            parts.append(pieces[taken])
+            taken += 1
+        rest = pieces[taken:]
+        left += 1 if rest else 0
+        if row_id is not None and not rest:
+            _TAKE.run(conn, i=row_id)
+        elif row_id is not None and taken:
+            conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
+                         .values(body=dump(Text(text="\n".join(rest)))))
+        elif row_id is None and rest:
+            conn.execute(insert(wechat_held).values(
+                openid=openid, created_at=now, body=dump(Text(text="\n".join(rest)))))
+    # Rows held since the rendering wait for the next reply, and only the rows rendered
+    # count as left: the footer was decided before.
+    tail = more(left) if left and more is not None else ""
+    text = _GAP.join(p for p in [*parts, tail, notice] if p)
+    SETTLE.run(conn, k=key, new_status=status, new_reply=text)
+    if also is not None:  # the user's turn given back with it (and the menu kept)
+        also(conn)
+    return text
+
+
+def any_held(conn: Connection, openid: str) -> bool:
+    """Whether the user has a held message (inside the caller's transaction)."""
+    return _ANY_HELD.first(conn, o=openid) is not None
 
 
 async def deliver_held(engine: AsyncEngine, openid: str,

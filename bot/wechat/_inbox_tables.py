@@ -4,7 +4,9 @@
 POST it got no answer to (three tries, ~5 s apart), and a retry may reach another instance. The
 first instance to insert the message's `key` (the MsgId, or for events the sender and
 CreateTime) handles it; the others wait for its `status` to leave `working` and answer with the
-`reply` it stored, so every try gets the same answer. Rows are deleted after `expires_at`.
+`reply` it stored, so every try gets the same answer; `created_at` is when the try now
+handling it claimed it, and a row still `working` long after that was left by an instance that
+died: a later try takes it over (`_dedup.take_over`). Rows are deleted after `expires_at`.
 
 `wechat_held` keeps messages for a user that WeChat would not take yet: everything late in
 passive mode (an unverified account cannot send customer-service messages), and in active mode

@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bot.answer import Answerer
@@ -33,6 +34,7 @@ from bot.channel import ChannelError
 from bot.ordering import Turns
 from core.config import Secrets
 from core.db import read
+from handlers.menus import remember_in
 from handlers.messages import CATALOGUES, language_of, t, tn
 from handlers.types import Capabilities, Inbound, Outbound, Text
 from storage._urlsafety import allow_list
@@ -43,7 +45,7 @@ from ._api import WeChatApi
 from ._channel import WeChatChannel
 from ._inbound import CHANNEL, MENU_COMMANDS, WeChatPhoto
 from ._render import TextRenderer
-from ._serve import WeChatInbox
+from ._serve import Answered, WeChatInbox
 from ._token import TokenStore
 
 __all__ = ["MENU", "SHUTDOWN_WAIT_SECONDS", "Collector", "WeChat", "open_wechat", "say_in"]
@@ -108,12 +110,18 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
                             clock=clock)
     turns = Turns(engine)  # several replicas may each get one of a user's messages
 
-    async def answer(inbound: Inbound, held: str | None) -> list[Outbound]:
+    async def answer(inbound: Inbound, held: str | None) -> Answered:
         collector = Collector(channel.capabilities)
-        await Answerer(engine=engine, handlers=app.handlers, channel=collector,
-                       default_language=config.app.default_language,
-                       turns=turns).answer(inbound, held=held)
-        return collector.sent
+        # Holding the turn (`held`), the inbox writes the menu with the turn's release.
+        answerer = Answerer(engine=engine, handlers=app.handlers, channel=collector,
+                            default_language=config.app.default_language, turns=turns,
+                            keep_menus=held is not None)
+        await answerer.answer(inbound, held=held)
+        menu = answerer.sender.menu
+        if menu is None:
+            return Answered(collector.sent)
+        return Answered(collector.sent, partial(remember_in, channel=CHANNEL,
+                                                address=inbound.address, choices=menu))
 
     async def words(openid: str) -> Callable[..., str]:
         return say_in(await user_language(app, openid))

@@ -11,7 +11,10 @@ For a message (`on_message`):
    replicas), which it gives back in the transaction that settles the answer: two writes a
    message instead of four. A retry, here or on another replica, waits for the first try's
    answer and gives the same one (`wait_settled`). When the turn is taken elsewhere, the
-   answer path waits for it as usual.
+   answer path waits for it as usual. A retry that finds the message still `working` well
+   past any live try's window (`STALE_MARGIN` past it) takes it over from the dead instance
+   (`_dedup.take_over`) and handles it; the turn's holder id is the message's own
+   (`_holder`), so the dead try's turn is taken over with it.
 3. The first try runs `answer(inbound)` in a task of its own (it survives WeChat hanging up)
    and waits up to `window` seconds (4 in production; WeChat gives up at 5) from arrival:
    - `active` (a verified account; customer-service messages allowed):
@@ -22,17 +25,24 @@ For a message (`on_message`):
      messages oldest first, then the answers, as much as fits, and says how many are left;
      late → the reply carries what is held and says "send any message to get your result";
      the answers are held when ready (`_held`).
+First tries are admitted a few at a time (`admit`, 8), in arrival order (`_admit`): under
+load each message then waits once, in order, instead of at each of its steps, and a slow answer
+gives its place up after `FAST_SECONDS`.
 The reply is stored with the message's key in the same transaction that settles it, so a
-retry of a reply lost on the way gets the same text (`_held.reply_with_held`).
+retry of a reply lost on the way gets the same text (`_held.reply_with_held`). When the claim
+took the user's turn, the answer path keeps the numbered menu it showed for that transaction
+too (`Answered.finish`), which also gives the turn back: a message is two write transactions,
+the claim and the settle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
@@ -44,16 +54,30 @@ from core.db import write
 from handlers.types import Inbound, Outbound, Text
 
 from . import _dedup, _held
+from ._admit import ADMIT, FAST_SECONDS, Admission, Slot
 from ._inbound import CHANNEL, IGNORE, UNSUPPORTED, WeChatPhoto, dedup_key, to_inbound
 
-__all__ = ["GRACE_SECONDS", "WeChatInbox", "Words"]
+__all__ = ["GRACE_SECONDS", "Answered", "WeChatInbox", "Words"]
 
 log = logging.getLogger("bot.wechat")
 
 GRACE_SECONDS = 0.5  # a retry waits this much past its window for the first try's answer
+STALE_MARGIN = 2.0  # a try `working` past its window and grace by this much has died
+Finish = Callable[[Connection], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What the answer path made: the messages, and `finish`, what it left to write in the
+    transaction that gives the user's turn back (the numbered menu it showed)."""
+
+    messages: list[Outbound]
+    finish: Finish | None = None
+
+
 # answer(inbound, held): the answers; `held` is the lease id of the user's turn when the
 # inbox took it with the message's claim (`bot.ordering.Turns.hold(held=…)`), else None.
-Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound]]]
+Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound] | Answered]]
 Send = Callable[[str, Outbound], Awaitable[object]]
 Say = Callable[..., str]  # say(key, **params): a catalogue text in the user's language
 
@@ -62,6 +86,11 @@ class Words(Protocol):
     """The catalogue in a user's language: `say = await words(openid)`; `say(key, **params)`."""
 
     async def __call__(self, openid: str) -> Say: ...
+
+
+def _holder(key: str) -> str:
+    """The turn's holder id for the message `key`: the same for every try of it."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 class WeChatInbox:
@@ -74,8 +103,9 @@ class WeChatInbox:
                  window: float = 4.0, language: str | None = "zh",
                  reply_bytes: int = _held.REPLY_BYTES,
                  on_inbound: Callable[[str], Awaitable[object]] | None = None,
-                 turns: Turns | None = None) -> None:
+                 turns: Turns | None = None, admit: int = ADMIT) -> None:
         self._engine, self._answer, self._send = engine, answer, send
+        self._admission = Admission(admit)
         self._on_inbound, self._turns = on_inbound, turns
         self._render, self._words, self._photo = render, words, photo
         self._clock, self.mode, self.window = clock, mode, window
@@ -92,36 +122,85 @@ class WeChatInbox:
             return None
         openid = str(message.source)
         key = dedup_key(message)
+        take = self._take(openid, key)
+        async with self._admission.slot() as slot:  # a few at a time, in arrival order
+            seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
+                                            also=take)
+            if seen is None:
+                return await self._first_try(key, openid, inbound, deadline, took, slot)
+        taken, seen, took = await self._retry_wait(openid, key, seen,
+                                                   deadline + GRACE_SECONDS)
+        if taken:  # the first try's instance died: this try handles the message
+            log.warning("wechat: a message left by a dead instance is handled again")
+            return await self._first_try(key, openid, inbound, deadline, took, None)
+        return await self._retry_answer(openid, seen)
+
+    def _take(self, openid: str, key: str) -> Callable[[Connection], bool] | None:
+        """Takes the user's turn inside the claim's transaction, under a holder id of the
+        message's own: a try that takes the message over takes the dead try's turn too."""
         turns = self._turns if self._turns is not None and self._turns.lease else None
-        holder = secrets.token_hex(8)
-        take = None if turns is None else \
-            (lambda conn: turns.take(conn, CHANNEL, openid, holder))
-        seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
-                                        also=take)
-        if seen is not None:
-            return await self._retry(key, openid, seen, deadline + GRACE_SECONDS)
+        if turns is None:
+            return None
+        holder = _holder(key)
+        return lambda conn: turns.take(conn, CHANNEL, openid, holder)
+
+    async def _first_try(self, key: str, openid: str, inbound: Inbound | object,
+                         deadline: float, took: bool, slot: Slot | None) -> str | None:
         if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
             await self._on_inbound(openid)
         event = self._settled[key] = asyncio.Event()
         try:
             return await self._first(key, openid, inbound, deadline,
-                                     holder if took else None)
+                                     _holder(key) if took else None, slot)
         finally:
             event.set()
             del self._settled[key]
 
-    def _give(self, openid: str, holder: str | None) -> Callable[[Connection], None] | None:
-        """Gives the user's turn back inside a transaction, when the claim took it."""
+    def _give(self, openid: str, holder: str | None,
+              finish: Finish | None = None) -> Finish | None:
+        """Inside a transaction: what the answer left to write (`finish`), then the user's
+        turn given back, when the claim took it."""
         turns = self._turns
         if turns is None or holder is None:
-            return None
-        return lambda conn: turns.give(conn, CHANNEL, openid, holder)
+            return finish
 
-    async def _retry(self, key: str, openid: str, seen: _dedup.Seen, deadline: float,
-                     ) -> str | None:
-        if seen.status == _dedup.WORKING:
-            seen = await _dedup.wait_settled(self._engine, key, deadline,
-                                             self._settled.get(key))
+        def give(conn: Connection) -> None:
+            if finish is not None:
+                finish(conn)
+            turns.give(conn, CHANNEL, openid, holder)
+
+        return give
+
+    def _stale(self, seen: _dedup.Seen) -> bool:
+        """Whether a `working` row was left by a try whose instance died: claimed longer ago
+        than any live try stays `working` (its window and the retry's grace), with room for
+        replicas' clocks to differ."""
+        return seen.claimed_at is not None and seen.claimed_at < self._stale_before()
+
+    def _stale_before(self) -> datetime:
+        return self._clock() - timedelta(seconds=self.window + GRACE_SECONDS + STALE_MARGIN)
+
+    async def _retry_wait(self, openid: str, key: str, seen: _dedup.Seen, deadline: float,
+                          ) -> tuple[bool, _dedup.Seen, bool]:
+        """A retry waits for the first try's answer: (False, the row settled or as it is at
+        `deadline`, False), or (True, …, whether the turn was taken) when it took the message
+        over from a try whose instance died."""
+        for _ in range(3):  # a take-over lost to another replica: look again, a bounded time
+            if seen.status == _dedup.WORKING and not self._stale(seen):
+                seen = await _dedup.wait_settled(self._engine, key, deadline,
+                                                 self._settled.get(key), stale=self._stale)
+            if seen.status != _dedup.WORKING or not self._stale(seen) \
+                    or key in self._settled:  # settled, its deadline came, or ours
+                return False, seen, False
+            taken, took = await _dedup.take_over(
+                self._engine, key, now=self._clock(), stale_before=self._stale_before(),
+                also=self._take(openid, key))
+            if taken:
+                return True, seen, took
+            seen = await _dedup.peek(self._engine, key) or _dedup.Seen(_dedup.WORKING, None)
+        return False, seen, False
+
+    async def _retry_answer(self, openid: str, seen: _dedup.Seen) -> str | None:
         if seen.status != _dedup.WORKING:
             return seen.reply
         log.info("wechat: a retry found its message still being handled")
@@ -130,13 +209,19 @@ class WeChatInbox:
         return (await self._words(openid))("wx.pending")
 
     async def _first(self, key: str, openid: str, inbound: Inbound | object,
-                     deadline: float, holder: str | None) -> str | None:
+                     deadline: float, holder: str | None, slot: Slot | None) -> str | None:
         work = self.spawn(self._handle(openid, inbound, holder))
         loop = asyncio.get_running_loop()
-        done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
+        fast = min(deadline, loop.time() + FAST_SECONDS)
+        done, _ = await asyncio.wait({work}, timeout=max(fast - loop.time(), 0.0))
+        if not done:  # a slow answer waits for the rest of its window without a slot
+            if slot is not None:
+                slot.release()
+            done, _ = await asyncio.wait({work}, timeout=max(deadline - loop.time(), 0.0))
         # From here until add_done_callback, no await: the task cannot finish unnoticed.
         if work in done:
-            answers, give = work.result(), self._give(openid, holder)
+            answered: Answered = work.result()
+            answers, give = answered.messages, self._give(openid, holder, answered.finish)
             if self.mode == "passive":
                 return await self._passive(key, openid, answers, _dedup.REPLIED, give)
             return await self._active(key, openid, answers, give)
@@ -147,30 +232,36 @@ class WeChatInbox:
         return None
 
     async def _handle(self, openid: str, inbound: Inbound | object,
-                      holder: str | None) -> list[Outbound]:
+                      holder: str | None) -> Answered:
         if not isinstance(inbound, Inbound):  # UNSUPPORTED
             assert inbound is UNSUPPORTED
-            return [Text(text=(await self._words(openid))("wx.unsupported"))]
+            return Answered([Text(text=(await self._words(openid))("wx.unsupported"))])
         try:
-            return await self._answer(inbound, holder)
+            answered = await self._answer(inbound, holder)
         except Exception:  # the answer path maps errors itself; this is a bug's last stop
             log.exception("wechat: answering %s failed", openid)
-            return [Text(text=(await self._words(openid))("wx.failed"))]
+            return Answered([Text(text=(await self._words(openid))("wx.failed"))])
+        return answered if isinstance(answered, Answered) else Answered(answered)
 
     async def _active(self, key: str, openid: str, answers: list[Outbound],
-                      give: Callable[[Connection], None] | None) -> str | None:
+                      give: Finish | None) -> str | None:
         texts = [await self._render(a) for a in answers if isinstance(a, Text)]
         text = "\n\n".join(texts)
         if answers and len(texts) == len(answers) and len(text.encode()) <= self._reply_bytes:
-            await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=give)
-            self._later(self._deliver(openid, []))  # held messages, now the window is open
+            def settle(conn: Connection) -> bool:  # and whether messages wait for the user
+                if give is not None:
+                    give(conn)
+                return _held.any_held(conn, openid)
+
+            if await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=settle):
+                self._later(self._deliver(openid, []))  # held ones, now the window is open
             return text
         await _dedup.settle(self._engine, key, _dedup.DEFERRED, None, also=give)
         self._later(self._deliver(openid, answers))
         return None
 
     async def _passive(self, key: str, openid: str, answers: list[Outbound],
-                       status: str, give: Callable[[Connection], None] | None = None) -> str:
+                       status: str, give: Finish | None = None) -> str:
         notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
 
         async def footer() -> Callable[[int], str]:
@@ -199,22 +290,23 @@ class WeChatInbox:
                 await _held.hold(self._engine, openid, answers[index:], self._clock())
                 return
 
-    def _late(self, openid: str, work: asyncio.Task[list[Outbound]],
+    def _late(self, openid: str, work: asyncio.Task[Answered],
               holder: str | None) -> None:
         """Answers that missed the window: held (passive) or sent (active); the user's turn,
-        when the claim took it, is given back now that they are made."""
-        give = self._give(openid, holder)
+        when the claim took it, is given back now that they are made (with the menu)."""
+        answered = None if work.cancelled() else work.result()
+        give = self._give(openid, holder, answered.finish if answered is not None else None)
         if give is not None:
             self._later(self._give_back(give))
-        if work.cancelled():
+        if answered is None:
             return
-        answers = work.result()
+        answers = answered.messages
         if self.mode == "passive":
             self._later(_held.hold(self._engine, openid, answers, self._clock()))
         else:
             self._later(self._deliver(openid, answers))
 
-    async def _give_back(self, give: Callable[[Connection], None]) -> None:
+    async def _give_back(self, give: Finish) -> None:
         await write(self._engine, give)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -1,16 +1,20 @@
-"""`core.db.read(...)`: on SQLite a small read runs on the event loop's thread
-and never waits there for a lock; a read that would wait goes to a worker thread instead."""
+"""`core.db.read(...)` and `write(...)`: on SQLite a small read and a write operation run on
+the event loop's thread and never wait there for a lock; one that would wait goes to a worker
+thread instead. The inline writer never checkpoints: a worker thread does, now and then."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
+import time
 
 import pytest
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read, sqlite_twin, write
+from core._sqlite import SqliteWriter
+from core.db import CHECKPOINT_COMMITS, read, sqlite_twin, utcnow, write
 from tests.factories import TestDatabase
 from wallet import Wallet
 from wallet.tables import users
@@ -18,6 +22,11 @@ from wallet.tables import users
 
 def count_users(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def add_user(conn: Connection) -> int:
+    conn.execute(users.insert().values(created_at=utcnow(), language="en"))
+    return count_users(conn)
 
 
 def busy_timeout(conn: Connection) -> int:
@@ -58,11 +67,72 @@ async def test_an_inline_read_that_would_wait_goes_to_a_worker_thread(
     # Any other error is the caller's.
     with pytest.raises(ZeroDivisionError):
         await read(engine, lambda conn: 1 // 0)
-    # The inline connection's busy timeout of 0 never reaches the pooled connections (the
-    # writer's, and a threaded read's).
-    assert await write(engine, busy_timeout) == 30_000
+    # The inline connections' busy timeout of 0 (the inline reader's and writer's) never
+    # reaches the pooled connections (the threaded writer's, and a threaded read's).
+    assert await write(engine, busy_timeout) == 0
     twin = sqlite_twin(engine)
     assert twin is not None
     with twin.connect() as conn:
         assert busy_timeout(conn) == 30_000
     assert await read(engine, count_users) == 1
+
+
+async def test_an_inline_write_that_would_wait_goes_to_a_worker_thread(
+        database: TestDatabase, engine: AsyncEngine) -> None:
+    if database.kind != "sqlite":
+        pytest.skip("the inline path is SQLite's")
+    await Wallet(engine).open_account("telegram", "1")
+    loop_thread, threads = threading.get_ident(), []
+
+    def tracked(conn: Connection) -> int:
+        threads.append(threading.get_ident())
+        return add_user(conn)
+
+    assert await write(engine, tracked) == 2
+    assert threads == [loop_thread]  # no other writer: on the loop's thread
+    # Another process holds SQLite's write lock: the write waits for it in a worker thread,
+    # and the event loop goes on meanwhile.
+    twin = sqlite_twin(engine)
+    assert twin is not None
+    other = sqlite3.connect(twin.url.database or "", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.ensure_future(write(engine, tracked))
+        started = time.monotonic()
+        await asyncio.sleep(0.2)
+        assert time.monotonic() - started < 1.0  # the loop was not blocked
+        assert not waiting.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 10) == 3
+    finally:
+        other.close()
+    assert len(threads) == 2
+    assert threads[1] != loop_thread
+
+
+async def test_inline_writes_are_checkpointed_in_a_worker_thread(
+        database: TestDatabase, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    if database.kind != "sqlite":
+        pytest.skip("the inline path is SQLite's")
+
+    def autocheckpoint(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    assert await write(engine, autocheckpoint) == 0  # the inline writer never checkpoints
+    checkpoints: list[int] = []
+    original = SqliteWriter.checkpoint
+
+    def counted(self: SqliteWriter) -> None:
+        checkpoints.append(threading.get_ident())
+        original(self)
+
+    monkeypatch.setattr(SqliteWriter, "checkpoint", counted)
+    for _ in range(CHECKPOINT_COMMITS + 1):
+        await write(engine, add_user)
+    for _ in range(100):  # bounded: the checkpoint runs in a worker thread
+        if checkpoints:
+            break
+        await asyncio.sleep(0.02)
+    assert len(checkpoints) == 1
+    assert checkpoints[0] != threading.get_ident()
+    assert await read(engine, count_users) == CHECKPOINT_COMMITS + 1

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.ordering import Turns
 from bot.wechat import TextRenderer, WeChatInbox, WeChatPhoto, _dedup, _held
+from bot.wechat._admit import ADMIT
 from bot.wechat._inbox_tables import wechat_held, wechat_inbound
 from handlers.types import Button, Media, Outbound, Text
 from storage import LocalStorage
@@ -48,7 +49,7 @@ async def instance(engine: AsyncEngine, storage: LocalStorage, http: httpx.Async
                    answers: Answers, *, mode: Literal["active", "passive"] = "active",
                    reply_bytes: int = _held.REPLY_BYTES,
                    refuse: Callable[[Outbound], bool] = lambda m: False,
-                   ) -> AsyncIterator[Instance]:
+                   admit: int = ADMIT) -> AsyncIterator[Instance]:
     """One app instance: the web server with the WeChat route and its inbox. `refuse` makes
     the channel's send fail for some messages (45015)."""
     sent: list[tuple[str, Outbound]] = []
@@ -62,7 +63,7 @@ async def instance(engine: AsyncEngine, storage: LocalStorage, http: httpx.Async
     inbox = WeChatInbox(engine=engine, answer=answers, send=send,
                         render=TextRenderer(storage, link_ttl=60), words=words,
                         photo=lambda m, u: WeChatPhoto(m, u, None, http), clock=FakeClock(),
-                        mode=mode, window=WINDOW, reply_bytes=reply_bytes)
+                        mode=mode, window=WINDOW, reply_bytes=reply_bytes, admit=admit)
     hook.attach(inbox)
     async with wechat_server(engine, storage, hook) as url:
         sim = WeChatSim(url)

@@ -1,13 +1,16 @@
-"""The wallet's statements, compiled once per dialect and run on the DBAPI cursor.
+"""Hot statements, compiled once per dialect and run on the DBAPI cursor.
 
 Why: `Connection.execute(<Core statement>)` costs 9–16 µs of SQLAlchemy per statement (cache
 key, execution context, parameter and result set-up) where the driver needs 1–3 µs, and a
 hold→settle pair is a dozen statements, so the wallet ran at half the speed of the same SQL
-written by hand (bench/wallet.py). A `Prepared` statement is still defined in SQLAlchemy Core
-(its SQL is Core's own compilation, so it cannot drift from the tables), converts values with
-each column type's own bind and result processors (SQLite's datetime text format included), and
+written by hand (bench/wallet.py); a WeChat message's seven statements were a third of its CPU
+(bench/wechat.py profile). A `Prepared` statement is still defined in SQLAlchemy Core (its SQL
+is Core's own compilation, so it cannot drift from the tables), converts values with each
+column type's own bind and result processors (SQLite's datetime text format included), and
 runs inside the caller's SQLAlchemy transaction on that transaction's DBAPI connection. It fires
-the engine's `before_cursor_execute` listeners, so statement instrumentation still sees it.
+the engine's `before_cursor_execute` listeners, so statement instrumentation still sees it, and
+a driver error comes out as SQLAlchemy's own (`sqlalchemy.exc.IntegrityError` for a unique key),
+as from `Connection.execute`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from core.db import fire_before_execute
+from .db import fire_before_execute
+
+__all__ = ["Prepared"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -31,7 +37,8 @@ def _row_type(names: list[str]) -> Any:
 
 
 class _Compiled:
-    __slots__ = ("binds", "columns", "fixed", "order", "results", "row", "sql")
+    __slots__ = ("binds", "columns", "fixed", "order", "repeated", "results", "row", "sql",
+                 "steps")
 
     def __init__(self, stmt: ClauseElement, columns: Sequence[ColumnElement[Any]],
                  dialect: Dialect) -> None:
@@ -50,6 +57,9 @@ class _Compiled:
         # conversion (SQLite keeps datetimes as text, for one).
         self.binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
                            for n in self.order)
+        # Each name converted once, even where the SQL repeats it (a `now` in three places).
+        self.steps = tuple(dict(zip(self.order, self.binds, strict=True)).items())
+        self.repeated = len(self.steps) != len(self.order)
         self.results: tuple[_Processor, ...] = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         self.row = _row_type([str(c.key) for c in columns]) if columns else None
@@ -57,8 +67,11 @@ class _Compiled:
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         if self.fixed:
             params = {**self.fixed, **params}
-        return tuple(p(params[n]) if p else params[n] for n, p in zip(self.order, self.binds,
-                                                                       strict=True))
+        values = [p(params[n]) if p else params[n] for n, p in self.steps]
+        if not self.repeated:
+            return tuple(values)
+        by_name = dict(zip((n for n, _ in self.steps), values, strict=True))
+        return tuple([by_name[n] for n in self.order])
 
     def make_row(self, raw: Sequence[Any]) -> Any:
         assert self.row is not None
@@ -91,12 +104,20 @@ class Prepared:
         fire_before_execute(conn, cursor, sql, params, many)
         return cursor
 
+    @staticmethod
+    def _execute(conn: Connection, cursor: Any, sql: str, args: Any, many: bool) -> None:
+        try:
+            (cursor.executemany if many else cursor.execute)(sql, args)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
+                                      dialect=conn.dialect) from exc
+
     def all(self, conn: Connection, **params: Any) -> list[Any]:
         c = self._compiled(conn)
         args = c.bind(params)
         cursor = self._cursor(conn, c.sql, args, False)
         try:
-            cursor.execute(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, False)
             return [c.make_row(r) for r in cursor.fetchall()] if c.row else []
         finally:
             cursor.close()
@@ -119,7 +140,7 @@ class Prepared:
         args = c.bind(params)
         cursor = self._cursor(conn, c.sql, args, False)
         try:
-            cursor.execute(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, False)
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -131,6 +152,6 @@ class Prepared:
         args = [c.bind(r) for r in rows]
         cursor = self._cursor(conn, c.sql, args, True)
         try:
-            cursor.executemany(c.sql, args)
+            self._execute(conn, cursor, c.sql, args, True)
         finally:
             cursor.close()
