@@ -87,12 +87,20 @@ def load(body: dict[str, Any]) -> Outbound:
 
 
 async def hold(engine: AsyncEngine, openid: str, messages: Sequence[Outbound],
-               now: datetime) -> None:
-    """Keeps `messages` (in order) until the user next writes."""
-    if not messages:
-        return
+               now: datetime, *, also: Callable[[Connection], object] | None = None) -> None:
+    """Keeps `messages` (in order) until the user next writes; `also` runs in the same
+    transaction (the user's turn given back once they are kept)."""
     rows = [{"openid": openid, "body": dump(m), "created_at": now} for m in messages]
-    await write(engine, lambda conn: conn.execute(insert(wechat_held), rows))
+    if not rows and also is None:
+        return
+
+    def op(conn: Connection) -> None:
+        if rows:
+            conn.execute(insert(wechat_held), rows)
+        if also is not None:
+            also(conn)
+
+    await write(engine, op)
 
 
 async def pending(engine: AsyncEngine, openid: str) -> int:

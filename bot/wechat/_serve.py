@@ -296,15 +296,16 @@ class WeChatInbox:
         when the claim took it, is given back now that they are made (with the menu)."""
         answered = None if work.cancelled() else work.result()
         give = self._give(openid, holder, answered.finish if answered is not None else None)
+        if answered is not None and self.mode == "passive":
+            # Kept, then the turn given back, in one transaction: the user's next message
+            # cannot be answered before these are there to go with it.
+            self._later(_held.hold(self._engine, openid, answered.messages, self._clock(),
+                                   also=give))
+            return
         if give is not None:
             self._later(self._give_back(give))
-        if answered is None:
-            return
-        answers = answered.messages
-        if self.mode == "passive":
-            self._later(_held.hold(self._engine, openid, answers, self._clock()))
-        else:
-            self._later(self._deliver(openid, answers))
+        if answered is not None:
+            self._later(self._deliver(openid, answered.messages))
 
     async def _give_back(self, give: Finish) -> None:
         await write(self._engine, give)

@@ -12,13 +12,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.ordering import Turns
 from bot.wechat import _dedup, _serve
 from bot.wechat._admit import FAST_SECONDS, Admission
 from handlers.types import Inbound, Outbound, Text
 from storage import LocalStorage
 from tests.factories import FakeClock
 
-from ._wechat import Answers, text_xml
+from ._wechat import WORDS, Answers, text_xml
 from .test_wechat_window import WINDOW, instance
 
 
@@ -114,3 +115,22 @@ async def test_a_retry_does_not_take_over_a_live_first_try(
             (None, False)
         assert await one.sim.send(text_xml("oLive", "/balance", MsgId=9002)) is None
     assert answers.inbounds == []
+
+
+async def test_a_late_answer_is_kept_before_the_users_turn_is_given_back(
+        engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
+    """Passive: the user writes again while the first answer is still being made; the turn
+    (the lease across replicas) is given back in the transaction that keeps the late answer,
+    so the next reply carries it, first."""
+    turns = Turns(engine)
+
+    async def answer(inbound: Inbound, held: str | None = None) -> list[Outbound]:
+        async with turns.hold("wechat", inbound.address, held=held):  # as the answer path
+            if inbound.text == "make it":
+                await asyncio.sleep(WINDOW * 1.5)  # past its window
+            return [Text(text=f"echo {inbound.text}")]
+
+    async with instance(engine, storage, http, answer,  # type: ignore[arg-type]
+                        mode="passive", turns=turns) as one:
+        assert await one.sim.send(text_xml("oLate", "make it")) == WORDS["wx.pending"]
+        assert await one.sim.send(text_xml("oLate", "hi")) == "echo make it\n\necho hi"

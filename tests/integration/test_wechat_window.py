@@ -49,7 +49,8 @@ async def instance(engine: AsyncEngine, storage: LocalStorage, http: httpx.Async
                    answers: Answers, *, mode: Literal["active", "passive"] = "active",
                    reply_bytes: int = _held.REPLY_BYTES,
                    refuse: Callable[[Outbound], bool] = lambda m: False,
-                   admit: int = ADMIT) -> AsyncIterator[Instance]:
+                   admit: int = ADMIT, turns: Turns | None = None,
+                   ) -> AsyncIterator[Instance]:
     """One app instance: the web server with the WeChat route and its inbox. `refuse` makes
     the channel's send fail for some messages (45015)."""
     sent: list[tuple[str, Outbound]] = []
@@ -63,7 +64,8 @@ async def instance(engine: AsyncEngine, storage: LocalStorage, http: httpx.Async
     inbox = WeChatInbox(engine=engine, answer=answers, send=send,
                         render=TextRenderer(storage, link_ttl=60), words=words,
                         photo=lambda m, u: WeChatPhoto(m, u, None, http), clock=FakeClock(),
-                        mode=mode, window=WINDOW, reply_bytes=reply_bytes, admit=admit)
+                        mode=mode, window=WINDOW, reply_bytes=reply_bytes, admit=admit,
+                        turns=turns)
     hook.attach(inbox)
     async with wechat_server(engine, storage, hook) as url:
         sim = WeChatSim(url)
