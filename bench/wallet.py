@@ -9,8 +9,10 @@ listener on its engine and on its SQLite twin) and the lists must be identical.
 Floors:
 
 * SQLite, `aiosqlite` floor: aiosqlite connections, one `await` per statement.
-* SQLite, `sqlite3` floor: the wallet's own architecture without SQLAlchemy: stdlib `sqlite3`
-  connections, each whole operation (BEGIN IMMEDIATE … COMMIT) in one `asyncio.to_thread` call.
+* SQLite, `sqlite3` floor: the wallet's own architecture without SQLAlchemy: one stdlib
+  `sqlite3` connection, each whole operation (BEGIN IMMEDIATE … COMMIT) run on the event loop's
+  thread under the writer lock, its WAL checkpointed in a worker thread every
+  `core.db.CHECKPOINT_COMMITS` commits, as `core.db.write` does (`SqliteWriter.write_here`).
   This is the stricter floor and the one the SQLite ratio target is judged against.
 * PostgreSQL, `asyncpg` floor: an asyncpg pool of the engine's size.
 
@@ -61,7 +63,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
-from core.db import create_engine, sqlite_twin
+from core.db import CHECKPOINT_COMMITS, create_engine, sqlite_twin
 from tests.factories import create_pg_database, drop_pg_database
 from wallet import Wallet
 
@@ -202,7 +204,7 @@ class SqliteSql:
                      " FROM accounts LEFT OUTER JOIN holds ON holds.ref = ?"
                      " WHERE accounts.user_id = ?")
     OPEN_LOTS = ("SELECT grants.id, grants.remaining, grants.expires_at FROM grants"
-                 " WHERE grants.user_id = ? AND grants.remaining > ?"
+                 " WHERE grants.user_id = ? AND grants.remaining > 0"
                  " ORDER BY grants.expires_at ASC NULLS LAST, grants.id")
     INSERT_HOLD = ("INSERT INTO holds (user_id, ref, credits, status, spent, created_at,"
                    " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id")
@@ -289,7 +291,7 @@ class AiosqliteFloor(SqliteSql):
             locked = await db.execute_fetchall(self._t(self.LOCK_WITH_REF), (ref, user_id))
             if not locked:
                 raise FloorError(f"no account {user_id}")
-            lots = await db.execute_fetchall(self._t(self.OPEN_LOTS), (user_id, 0))
+            lots = await db.execute_fetchall(self._t(self.OPEN_LOTS), (user_id,))
             p = plan_hold(user_id, next(iter(locked)), list(lots), now, ref)
             cur = await db.execute(self._t(self.INSERT_HOLD), (
                 user_id, ref, CREDITS, "active", None, now, sqlite_time(now_dt + TTL)))
@@ -324,9 +326,11 @@ class AiosqliteFloor(SqliteSql):
 class Sqlite3Floor(SqliteSql):
     """Floor (b): the wallet's architecture without SQLAlchemy.
 
-    Stdlib `sqlite3` connections; each whole operation, BEGIN IMMEDIATE to COMMIT, is one
-    synchronous function run in one `asyncio.to_thread` call under the writer lock, exactly as
-    `core.db.write` runs the wallet's operations on its twin engine.
+    A stdlib `sqlite3` connection; each whole operation, BEGIN IMMEDIATE to COMMIT, is one
+    synchronous call on the event loop's thread under the writer lock (busy_timeout 0, no
+    automatic checkpoint), and every `CHECKPOINT_COMMITS` commits a PASSIVE checkpoint runs in
+    a worker thread on a connection of its own, exactly as `core.db.write` runs the wallet's
+    operations on its twin engine (`SqliteWriter.write_here`, `checkpoint_soon`).
     """
 
     def __init__(self, path: Path) -> None:
@@ -334,21 +338,27 @@ class Sqlite3Floor(SqliteSql):
         self._idle: list[sqlite3.Connection] = []  # FIFO, grown on demand like QueuePool
         self._all: list[sqlite3.Connection] = []
         self._lock = asyncio.Lock()  # core.db's in-process writer queue
+        self._commits = 0  # since the last checkpoint
+        self._checkpoint: asyncio.Future[None] | None = None
         self.trace: list[str] | None = None
 
     async def open(self) -> None:
-        pass  # connections are made on first use, in the worker thread, as the twin's pool does
+        pass  # the connection is made on first use, as the writer's is
 
     def _connect(self) -> sqlite3.Connection:
-        # Used from the executor's threads, one at a time (the writer lock is held).
+        # Used on the event loop's thread, one operation at a time (the writer lock is held).
         db = sqlite3.connect(self._path, timeout=SQLITE_BUSY_MS / 1000, isolation_level=None,
                              check_same_thread=False)
         for pragma in SQLITE_PRAGMAS:
             db.execute(f"PRAGMA {pragma}")
+        db.execute("PRAGMA busy_timeout=0")  # as write_here's connection
+        db.execute("PRAGMA wal_autocheckpoint=0")
         self._all.append(db)
         return db
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         for db in self._all:
             db.close()
 
@@ -368,7 +378,7 @@ class Sqlite3Floor(SqliteSql):
         db.commit()
 
     def _call(self, op: Any, *args: Any) -> Any:
-        """In the worker thread: check a connection out, run the operation, check it in."""
+        """On the event loop's thread: check a connection out, run the operation, check it in."""
         db = self._idle.pop(0) if self._idle else self._connect()
         try:
             return op(db, *args)
@@ -377,7 +387,21 @@ class Sqlite3Floor(SqliteSql):
 
     async def _run(self, op: Any, *args: Any) -> Any:
         async with self._lock:  # under the lock one connection is all that is ever used
-            return await asyncio.to_thread(self._call, op, *args)
+            result = self._call(op, *args)
+        self._commits += 1
+        if self._commits >= CHECKPOINT_COMMITS and (
+                self._checkpoint is None or self._checkpoint.done()):
+            self._commits = 0
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(None, self._wal)
+        return result
+
+    def _wal(self) -> None:
+        """In a worker thread: copy the WAL into the database file, as the writer does."""
+        db = sqlite3.connect(self._path, timeout=SQLITE_BUSY_MS / 1000, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def _many(self, db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if len(rows) == 1:
@@ -391,7 +415,7 @@ class Sqlite3Floor(SqliteSql):
             locked = db.execute(self._t(self.LOCK_WITH_REF), (ref, user_id)).fetchone()
             if locked is None:
                 raise FloorError(f"no account {user_id}")
-            lots = db.execute(self._t(self.OPEN_LOTS), (user_id, 0)).fetchall()
+            lots = db.execute(self._t(self.OPEN_LOTS), (user_id,)).fetchall()
             p = plan_hold(user_id, locked, lots, now, ref)
             hold_id: int = db.execute(self._t(self.INSERT_HOLD), (
                 user_id, ref, CREDITS, "active", None, now, sqlite_time(now_dt + TTL))
@@ -440,7 +464,7 @@ class PgFloor:
                      " FROM accounts LEFT OUTER JOIN holds ON holds.ref = $1::VARCHAR"
                      " WHERE accounts.user_id = $2::BIGINT FOR UPDATE OF accounts")
     OPEN_LOTS = ("SELECT grants.id, grants.remaining, grants.expires_at FROM grants"
-                 " WHERE grants.user_id = $1::BIGINT AND grants.remaining > $2::BIGINT"
+                 " WHERE grants.user_id = $1::BIGINT AND grants.remaining > 0"
                  " ORDER BY grants.expires_at ASC NULLS LAST, grants.id")
     INSERT_HOLD = ("INSERT INTO holds (user_id, ref, credits, status, spent, created_at,"
                    " expires_at) VALUES ($1::BIGINT, $2::VARCHAR, $3::BIGINT, $4::VARCHAR,"
@@ -509,7 +533,7 @@ class PgFloor:
             locked = await conn.fetchrow(self._t(self.LOCK_WITH_REF), ref, user_id)
             if locked is None:
                 raise FloorError(f"no account {user_id}")
-            lots = await conn.fetch(self._t(self.OPEN_LOTS), user_id, 0)
+            lots = await conn.fetch(self._t(self.OPEN_LOTS), user_id)
             p = plan_hold(user_id, locked, lots, now, ref)
             hold_id: int = await conn.fetchval(self._t(self.INSERT_HOLD), user_id, ref, CREDITS,
                                                "active", None, now, now + TTL)
