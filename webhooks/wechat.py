@@ -16,10 +16,6 @@ by `wechatpy.crypto.WeChatCrypto`; a bad one gets 403, and without `WECHAT_AES_K
 cannot read it (403 as well: it is not ours to read). The XML is parsed by
 `wechatpy.parse_message`; a body that is not XML, or not a WeChat message, gets 400 (only
 WeChat holds the token, so this is never a user's doing, and 400 tells an operator why).
-Most messages are a flat `<xml>` of text fields and no event: those are read with the C
-ElementTree parser into the same fields xmltodict gives (text stripped, empty as None) and made
-the same wechatpy message (`parse`: 18 µs where `parse_message` took 54); anything else (an
-event, nested or repeated elements, attributes, a DOCTYPE) goes through `parse_message` itself.
 
 The parsed message goes to the `WeChatSink` attached by the channel, which answers with the
 passive reply's text, or None for WeChat's `success` (nothing to say in the HTTP answer). The
@@ -32,7 +28,6 @@ from __future__ import annotations
 import logging
 import secrets
 from typing import Protocol
-from xml.etree import ElementTree
 
 from aiohttp import web
 from wechatpy import create_reply, parse_message
@@ -41,13 +36,13 @@ from wechatpy.exceptions import (
     InvalidAppIdException,
     InvalidSignatureException,
 )
-from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
+from wechatpy.messages import BaseMessage
 from wechatpy.utils import check_signature
 
 from ._deps import DEPS
 from ._errors import Busy, Forbidden, NotFound, WebError
 
-__all__ = ["SUCCESS", "WeChatSink", "WeChatWebhook", "parse", "wechat_get", "wechat_post"]
+__all__ = ["SUCCESS", "WeChatSink", "WeChatWebhook", "wechat_get", "wechat_post"]
 
 log = logging.getLogger("webhooks.wechat")
 
@@ -142,36 +137,6 @@ def _crypto(token: str, aes_key: str, app_id: str) -> WeChatCrypto:
     return crypto
 
 
-def parse(xml: str) -> BaseMessage:
-    """`wechatpy.parse_message(xml)`, faster for a flat message that is no event (see the
-    module doc); raises as it does for what is not a WeChat message."""
-    fields = _flat_fields(xml)
-    kind = str(fields.get("MsgType") or "").lower() if fields is not None else ""
-    if fields is None or not kind or kind == "event" or kind.startswith("device_"):
-        return parse_message(xml)  # events have wechatpy's own dispatch
-    return MESSAGE_TYPES.get(kind, UnknownMessage)(fields)
-
-
-def _flat_fields(xml: str) -> dict[str, str | None] | None:
-    """The fields of `<xml>` as xmltodict gives them, or None for anything but a flat one."""
-    if "<!" in xml.replace("<![CDATA[", ""):  # a DOCTYPE, an entity, a comment: wechatpy's
-        return None
-    try:
-        root = ElementTree.fromstring(xml)  # noqa: S314 (no DOCTYPE, so no entities)
-    except ElementTree.ParseError:
-        return None
-    if root.tag != "xml" or root.attrib:
-        return None
-    fields: dict[str, str | None] = {}
-    for child in root:
-        tag = child.tag
-        if len(child) or child.attrib or not isinstance(tag, str) or tag in fields \
-                or tag.startswith("{"):
-            return None
-        fields[tag] = (child.text or "").strip() or None
-    return fields
-
-
 def _hook(request: web.Request) -> WeChatWebhook:
     hook = request.app[DEPS].wechat
     if hook is None:
@@ -196,7 +161,7 @@ async def wechat_post(request: web.Request) -> web.Response:
     body = await _read_capped(request, hook.max_body_bytes)
     xml = hook.open(body, query)
     try:
-        message = parse(xml)
+        message = parse_message(xml)
     except Exception:  # xmltodict's ExpatError, a missing MsgType, a bad CreateTime…
         raise WebError("malformed message") from None
     if not isinstance(message, BaseMessage) or not message.source:
