@@ -269,7 +269,7 @@ class SlowProvider:
     name = "demo"
 
     async def create_task(self, req: TaskRequest) -> TaskStatus:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.5)  # well past the test's 1-second window
         return TaskStatus(task_id="slow-1", state=TaskState.FAILED, error="refused")
 
     async def query_task(self, task_id: str) -> TaskStatus:
@@ -282,7 +282,7 @@ class SlowProvider:
 @pytest.mark.parametrize("mode", ["active", "passive"])
 async def test_a_slow_provider_past_the_window(database: TestDatabase, tmp_path: Path,
                                                mode: str) -> None:
-    env = {"VIDEOFLY__WECHAT__REPLY_WINDOW_SECONDS": "0.5"}
+    env = {"VIDEOFLY__WECHAT__REPLY_WINDOW_SECONDS": "1.0"}
     async with WeChatFake() as wx, wechat_service(database, tmp_path, wx, mode=mode, env=env,
                                                   providers={"demo": SlowProvider()}) as stack:
         fay = Person(stack, "oFay")
