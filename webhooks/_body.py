@@ -48,8 +48,11 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.method in _BODY_METHODS and request.body_exists:
         timeout = request.app[DEPS].body_timeout
         try:
-            async with asyncio.timeout(timeout):
-                await request.read()  # over client_max_size: 413, answered by errors_middleware
+            if request.content.is_eof():  # all of it came with the headers: nothing to wait
+                await request.read()      # for, no timer (most webhook bodies are small)
+            else:
+                async with asyncio.timeout(timeout):
+                    await request.read()  # over client_max_size: 413 (errors_middleware)
         except TimeoutError:
             log.info("%s %s: body not received within %gs", request.method, request.path,
                      timeout)
