@@ -12,10 +12,15 @@ thread, which waits; `checkpoint` (PASSIVE: it waits for nobody) runs in a worke
 so many inline commits (`checkpoint_soon`), since a checkpoint writes and syncs the database
 file. A commit itself appends to the WAL and, at `synchronous=NORMAL`, does not sync.
 
-`read_here` runs a small read on the calling thread (the event loop's) on its own connection
-whose busy timeout is 0: a WAL reader takes no lock a writer holds, so it never waits, except in
-rare cases (recovery, a connection in exclusive locking mode); then it raises `Busy` at once and
-the caller reads in a worker thread instead. Measured under Telegram traffic (bench/telegram.py):
+`read_here` runs a small read on the calling thread (the event loop's) with a busy timeout of 0:
+a WAL reader takes no lock a writer holds, so it never waits, except in rare cases (recovery, a
+connection in exclusive locking mode); then it raises `Busy` at once and the caller reads in a
+worker thread instead. `read_here` and `write_here` share one connection (`_here`): both are
+synchronous on the same thread, so they never overlap, and a connection's page cache survives
+its own commits but is dropped whole at the next BEGIN after any other connection's commit:
+with a reader of its own, every inline read after an inline write re-read each page it touched
+from the OS (a WeChat message's user read after its claim: 60 µs, 38 on the shared connection,
+30 with nothing written before it). Measured under Telegram traffic (bench/telegram.py):
 a thread hop for a ~100 µs read cost about 1 ms of CPU and several ms of wall time, because the
 worker thread and the busy event loop hand the GIL back and forth at every sqlite3 call.
 """
@@ -113,10 +118,10 @@ class SqliteWriter:
         self.lock = asyncio.Lock()
         self.twin = twin
         self._conn: Connection | None = None
-        self._here: Connection | None = None  # read_here's connection (busy timeout 0)
+        # read_here's and write_here's connection: busy timeout 0, no auto-checkpoint.
+        self._here: Connection | None = None
         self._here_lock = threading.Lock()  # one thread at a time on it
-        self._writer_here: Connection | None = None  # write_here's (busy timeout 0, no
-        self.unchecked = 0  # auto-checkpoint); its commits since the last checkpoint
+        self.unchecked = 0  # write_here's commits since the last checkpoint
         self._checkpoint: asyncio.Future[None] | None = None
 
     def _twin(self) -> Engine:
@@ -141,43 +146,53 @@ class SqliteWriter:
             raise
         return result
 
-    def write_here(self, op: Callable[[Connection], T]) -> T:
-        """Runs `op` in one write transaction on this thread (the event loop's); call it
-        holding `lock`. Raises `Busy`, before `op` runs, when another process holds SQLite's
-        write lock: the caller then writes in a worker thread, which waits for it."""
-        conn = self._writer_here
+    def _here_connection(self) -> Connection:
+        """The connection `read_here` and `write_here` share; call it holding `_here_lock`."""
+        conn = self._here
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._writer_here = self._twin().connect()
+            conn = self._here = self._twin().connect()
             raw_execute(conn, "PRAGMA busy_timeout=0")
             # Its commits never checkpoint (a checkpoint writes the database file and syncs
             # it: disk waits, off the event loop); `checkpoint` does, in a worker thread.
             raw_execute(conn, "PRAGMA wal_autocheckpoint=0")
-        conn.begin()
-        try:
-            raw_execute(conn, "BEGIN IMMEDIATE")
-        except BaseException as exc:
-            self._drop_writer_here(conn)
-            if is_busy(exc):
-                raise Busy from None
-            raise
-        try:
-            result = op(conn)
-            conn.commit()
-        except BaseException:
-            try:
-                conn.rollback()
-            except Exception:
-                self._drop_writer_here(conn)
-            raise
-        self.unchecked += 1
-        return result
+        return conn
 
-    def _drop_writer_here(self, conn: Connection) -> None:
+    def _drop_here(self, conn: Connection) -> None:
+        """Ends what is left of a transaction; an unusable connection is dropped (never back
+        to the pool: its busy timeout is 0), and the next call makes a new one."""
         try:
             conn.rollback()
-        except Exception:  # unusable: start afresh next time (never back to the pool)
-            self._writer_here = None
+        except Exception:
+            self._here = None
             conn.invalidate()
+
+    def write_here(self, op: Callable[[Connection], T]) -> T:
+        """Runs `op` in one write transaction on this thread (the event loop's); call it
+        holding `lock`. Raises `Busy`, before `op` runs, when another process holds SQLite's
+        write lock (or another thread is on the connection): the caller then writes in a
+        worker thread, which waits for it."""
+        if not self._here_lock.acquire(blocking=False):
+            raise Busy
+        try:
+            conn = self._here_connection()
+            conn.begin()
+            try:
+                raw_execute(conn, "BEGIN IMMEDIATE")
+            except BaseException as exc:
+                self._drop_here(conn)
+                if is_busy(exc):
+                    raise Busy from None
+                raise
+            try:
+                result = op(conn)
+                conn.commit()
+            except BaseException:
+                self._drop_here(conn)
+                raise
+        finally:
+            self._here_lock.release()
+        self.unchecked += 1
+        return result
 
     def checkpoint(self) -> None:
         """Copies the WAL's committed pages into the database file without waiting for
@@ -209,10 +224,7 @@ class SqliteWriter:
         if not self._here_lock.acquire(blocking=False):
             raise Busy
         try:
-            conn = self._here
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self._here = self._twin().connect()
-                raw_execute(conn, "PRAGMA busy_timeout=0")
+            conn = self._here_connection()
             conn.begin()
             try:
                 raw_execute(conn, "BEGIN")
@@ -222,11 +234,7 @@ class SqliteWriter:
                     raise Busy from None
                 raise
             finally:
-                try:
-                    conn.rollback()
-                except Exception:  # unusable: start afresh next time (never back to the
-                    self._here = None  # pool: its busy timeout is 0)
-                    conn.invalidate()
+                self._drop_here(conn)
         finally:
             self._here_lock.release()
 
@@ -237,9 +245,6 @@ class SqliteWriter:
         if self._here is not None:
             here, self._here = self._here, None
             here.invalidate()  # not back to the pool with its busy timeout of 0
-        if self._writer_here is not None:
-            writer, self._writer_here = self._writer_here, None
-            writer.invalidate()
 
 
 def _quiet(future: asyncio.Future[None]) -> None:

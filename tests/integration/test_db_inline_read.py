@@ -136,3 +136,47 @@ async def test_inline_writes_are_checkpointed_in_a_worker_thread(
     assert len(checkpoints) == 1
     assert checkpoints[0] != threading.get_ident()
     assert await read(engine, count_users) == CHECKPOINT_COMMITS + 1
+
+
+async def test_reads_and_writes_on_the_loop_share_one_connection_and_stay_apart(
+        database: TestDatabase, engine: AsyncEngine) -> None:
+    """The inline read and write share a connection (its page cache outlives its own commits):
+    a write that fails leaves nothing behind for the read after it, a read that fails leaves
+    no transaction open for the write after it, and each sees what the other committed."""
+    if database.kind != "sqlite":
+        pytest.skip("the inline path is SQLite's")
+    connections: list[object] = []
+
+    def which(conn: Connection) -> int:
+        connections.append(conn.connection.dbapi_connection)
+        return count_users(conn)
+
+    assert await write(engine, add_user) == 1
+    assert await read(engine, which) == 1
+    assert await write(engine, lambda conn: (which(conn), add_user(conn))[1]) == 2
+    assert connections[0] is connections[1]  # one connection for both
+
+    def add_then_fail(conn: Connection) -> None:
+        add_user(conn)
+        raise RuntimeError("the write fails after its INSERT")
+
+    with pytest.raises(RuntimeError, match="fails"):
+        await write(engine, add_then_fail)
+    assert await read(engine, count_users) == 2  # rolled back, not seen by the read
+
+    def read_then_fail(conn: Connection) -> None:
+        count_users(conn)
+        raise RuntimeError("the read fails")
+
+    with pytest.raises(RuntimeError, match="the read fails"):
+        await read(engine, read_then_fail)
+    assert await write(engine, add_user) == 3  # no read transaction left open in its way
+    twin = sqlite_twin(engine)
+    assert twin is not None
+    other = sqlite3.connect(twin.url.database or "", isolation_level=None)
+    try:  # another connection's commit drops the shared connection's cache: seen at once
+        other.execute("INSERT INTO users (created_at, language) "
+                      "VALUES ('2026-12-01 00:00:00.000000', 'en')")
+    finally:
+        other.close()
+    assert await read(engine, count_users) == 4
