@@ -77,7 +77,7 @@ class Answered:
 
 # answer(inbound, held): the answers; `held` is the lease id of the user's turn when the
 # inbox took it with the message's claim (`bot.ordering.Turns.hold(held=…)`), else None.
-Answer = Callable[[Inbound, str | None], Awaitable[list[Outbound] | Answered]]
+Answer = Callable[[Inbound, str | None], Awaitable[Answered]]
 Send = Callable[[str, Outbound], Awaitable[object]]
 Say = Callable[..., str]  # say(key, **params): a catalogue text in the user's language
 
@@ -237,11 +237,10 @@ class WeChatInbox:
             assert inbound is UNSUPPORTED
             return Answered([Text(text=(await self._words(openid))("wx.unsupported"))])
         try:
-            answered = await self._answer(inbound, holder)
+            return await self._answer(inbound, holder)
         except Exception:  # the answer path maps errors itself; this is a bug's last stop
             log.exception("wechat: answering %s failed", openid)
             return Answered([Text(text=(await self._words(openid))("wx.failed"))])
-        return answered if isinstance(answered, Answered) else Answered(answered)
 
     async def _active(self, key: str, openid: str, answers: list[Outbound],
                       give: Finish | None) -> str | None:

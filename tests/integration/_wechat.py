@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wechatpy.crypto import WeChatCrypto
 
 from bot.app import serve
+from bot.wechat._serve import Answered
 from core.config import GenerationConfig
 from generation import Catalogue, JobService
 from handlers.types import Inbound, Outbound, Text
@@ -148,7 +149,7 @@ class Answers:
     inbounds: list[Inbound] = field(default_factory=list)
     gate: Callable[[], Awaitable[None]] | None = None
 
-    async def __call__(self, inbound: Inbound, held: str | None = None) -> list[Outbound]:
+    async def __call__(self, inbound: Inbound, held: str | None = None) -> Answered:
         import asyncio
 
         self.inbounds.append(inbound)
@@ -156,7 +157,7 @@ class Answers:
             await self.gate()
         if self.delay:
             await asyncio.sleep(self.delay)
-        return self.reply(inbound)
+        return Answered(self.reply(inbound))
 
 
 WORDS = {"wx.pending": "PENDING: send any message to get your result",

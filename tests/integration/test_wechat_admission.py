@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.ordering import Turns
 from bot.wechat import _dedup, _serve
 from bot.wechat._admit import FAST_SECONDS, Admission
+from bot.wechat._serve import Answered
 from handlers.types import Inbound, Outbound, Text
 from storage import LocalStorage
 from tests.factories import FakeClock
@@ -126,11 +127,11 @@ async def test_a_late_answer_is_kept_before_the_users_turn_is_given_back(
     so the next reply carries it, first."""
     turns = Turns(engine)
 
-    async def answer(inbound: Inbound, held: str | None = None) -> list[Outbound]:
+    async def answer(inbound: Inbound, held: str | None = None) -> Answered:
         async with turns.hold("wechat", inbound.address, held=held):  # as the answer path
             if inbound.text == "make it":
                 await asyncio.sleep(WINDOW * 1.5)  # past its window
-            return [Text(text=f"echo {inbound.text}")]
+            return Answered([Text(text=f"echo {inbound.text}")])
 
     async with instance(engine, storage, http, answer,  # type: ignore[arg-type]
                         mode="passive", turns=turns) as one:
