@@ -7,11 +7,11 @@ outbox dispatcher.
 
 `Answerer.answer(inbound)`:
 1. takes the user's turn (`bot.ordering.Turns`: one user's messages one at a time, in order);
-2. on a channel without buttons, turns a reply of digits ("2", full-width "２") into the choice
-   the user was last shown under that number (`handlers.menus`, read from the database);
-3. `handlers.handle(inbound)`; an exception that escapes it becomes text through the one mapper
+2. `handlers.handle(inbound)` (on a channel without buttons it turns a reply "2" into the choice
+   the user was last shown under that number, read with the user: `handlers.menus.by_number`);
+   an exception that escapes it becomes text through the one mapper
    (`handlers.errors.error_text`: the incident id in the text, the traceback in the log);
-4. sends each answer in order through `Sender`; a `ChannelError` (blocked, 429, network) drops
+3. sends each answer in order through `Sender`; a `ChannelError` (blocked, 429, network) drops
    the rest of that reply with a log line: a reply is not in the outbox, the user can ask again.
 
 `Sender.send(address, message)`, used by the answer path and the dispatcher alike:
@@ -165,7 +165,6 @@ class Answerer:
     async def _answer(self, inbound: Inbound) -> None:
         lang = language_of(inbound.language, self.default_language)
         try:
-            inbound = await self._by_number(inbound)
             answers = await self.handlers.handle(inbound)
         except Exception as exc:  # handle() maps its own errors; this is a bug: an incident
             answers = [Text(text=error_text(lang, exc))]
@@ -180,17 +179,6 @@ class Answerer:
                 log.warning("sending a %s reply failed", inbound.channel)
                 await self._incident(inbound.address, lang, exc)
                 return
-
-    async def _by_number(self, inbound: Inbound) -> Inbound:
-        """A reply "N" to a numbered menu → that choice (channels without buttons only)."""
-        if self.sender.caps.buttons or inbound.choice is not None or inbound.photos \
-                or self.engine is None:
-            return inbound
-        number = menus.choice_number(inbound.text)
-        if number is None:
-            return inbound
-        data = await menus.pick(self.engine, inbound.channel, inbound.address, number)
-        return inbound if data is None else replace(inbound, text="", choice=data)
 
     async def _incident(self, address: str, lang: str, exc: Exception) -> None:
         try:

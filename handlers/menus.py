@@ -9,7 +9,9 @@ answers with the number `N` (ASCII or full-width digits). Decisions:
   language: the dispatcher renders a notification without knowing the user's.
 - The data of the choices last shown, in order, is kept in `chats.menu` of the identity's user
   (`remember`), written by the shared sending path after a message with choices went out (the
-  answer path and the outbox dispatcher alike), so any instance reads the reply (`pick`).
+  answer path and the outbox dispatcher alike), so any instance reads the reply: the
+  conversations read it with the user (`handlers.service`) and turn a number into that choice
+  (`by_number`).
   A caller that gives the user's turn back in a transaction of its own (WeChat) writes it
   there instead (`remember_in`): the menu is stored before the next message can be handled,
   with no transaction of its own.
@@ -22,21 +24,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read, write
+from core.db import write
 from core.prepared import Prepared
 from wallet import queries
 
 from .tables import chats
-from .types import Outbound, Text
+from .types import Inbound, Outbound, Text
 
-__all__ = ["choice_number", "menu_change", "numbered", "pick", "remember", "remember_in"]
+__all__ = ["by_number", "choice_number", "menu_change", "numbered", "remember", "remember_in"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _USER = queries.identity_user()
-_READ = Prepared(select(chats.c.menu).where(chats.c.user_id == _USER))
 _WRITE = Prepared(update(chats).where(chats.c.user_id == _USER)
                   .values(menu=bindparam("menu", type_=chats.c.menu.type)))
 
@@ -86,11 +87,14 @@ def remember_in(conn: Connection, channel: str, address: str, choices: list[str]
     _WRITE.run(conn, channel=channel, address=address, menu=choices or None)
 
 
-async def pick(engine: AsyncEngine, channel: str, address: str, number: int) -> str | None:
-    """The data of choice `number` of the menu the identity was last shown; None if none."""
-    menu = await read(engine, lambda conn: _READ.scalar(conn, channel=channel,
-                                                        address=address))
-    if not isinstance(menu, list) or not 1 <= number <= len(menu):
-        return None
+def by_number(inbound: Inbound, menu: object) -> Inbound:
+    """A reply "N" to the numbered `menu` (the `chats.menu` column as read) → that choice;
+    anything else, a number outside the menu included, stays as it is (text)."""
+    if inbound.choice is not None or inbound.photos or not isinstance(menu, list):
+        return inbound
+    number = choice_number(inbound.text)
+    if number is None or not 1 <= number <= len(menu):
+        return inbound
     found = menu[number - 1]
-    return found if isinstance(found, str) and found else None
+    return replace(inbound, text="", choice=found) if isinstance(found, str) and found \
+        else inbound

@@ -21,17 +21,19 @@ is asked to try again). Handling has no effects that must not repeat before that
 are stored once per update (`Turn`), and a job starts only after its save (`Reply.after`).
 Updates that change no state (commands such as /balance or /grant) are never re-run.
 
-The hot path (measured by bench/telegram.py): a command that changes nothing, such as /balance,
-is one read and no write. The identity, user, chat row and (for /balance, typed or pressed) the
-wallet balance are one SELECT (`Wallet.with_balance`: the account row joined, the lapsing grants
-as correlated aggregates). It runs through `core.db.read(engine, op)`: on SQLite with no thread
-hop; on PostgreSQL in autocommit, one round trip with no BEGIN/COMMIT (a single statement reads one
-snapshot, so the balance is exactly what a separate read would have shown). The chat row is then
-written only when `state.needs_touch` says so (blocked, or `last_seen_at` a minute old). Before,
-/balance took four transactions: who, touch, and two reads for the balance; then one read
-transaction of three statements (five round trips on PostgreSQL). The SELECT is `Prepared`
-(`core.prepared`): SQLAlchemy's per-execution work (a cache key over the whole statement, the
-execution context) cost more than SQLite running it (bench/wechat.py profile).
+The hot path (measured by bench/telegram.py): a command that changes nothing, such as /balance, is
+one read and no write. The identity, user, chat row (with the numbered menu last shown, on channels
+without buttons: a reply "2" is resolved against it here, `menus.by_number`, with no read of its
+own) and (for /balance, typed or pressed) the wallet balance are one SELECT (`Wallet.with_balance`:
+the account row joined, the lapsing grants as correlated aggregates). It runs through
+`core.db.read(engine, op)`: on SQLite with no thread hop; on PostgreSQL in autocommit, one round
+trip with no BEGIN/COMMIT (a single statement reads one snapshot, so the balance is exactly what a
+separate read would have shown). The chat row is then written only when `state.needs_touch` says so
+(blocked, or `last_seen_at` a minute old). Before, /balance took four transactions: who, touch, and
+two reads for the balance; then one read transaction of three statements (five round trips on
+PostgreSQL). The SELECT is `Prepared` (`core.prepared`): SQLAlchemy's per-execution work (a cache
+key over the whole statement, the execution context) cost more than SQLite running it
+(bench/wechat.py profile).
 
 Every error becomes text through `errors.error_text`: a known one a friendly text, anything else
 an incident id, with the traceback in the log.
@@ -48,7 +50,7 @@ from core.prepared import Prepared
 from generation import JobNotFound
 from wallet import Balance, queries
 
-from . import account, admin, generate, notify, plan, state, stats, topup, videos
+from . import account, admin, generate, menus, notify, plan, state, stats, topup, videos
 from .choices import COMMANDS, VIDEO_ACTIONS, Choice, decode
 from .deps import ChatDeps, Ctx, Reply, Turn, is_admin
 from .errors import error_text
@@ -70,7 +72,7 @@ ADMIN_COMMANDS = ("grant", "deduct", "user", "code", "stats", "refund", "tier")
 _WHO = (queries.who()
         .add_columns(chats.c.user_id.label("chat"), chats.c.step, chats.c.draft,
                      chats.c.version, chats.c.updated_at, chats.c.last_seen_at,
-                     chats.c.blocked_at)
+                     chats.c.blocked_at, chats.c.menu)
         .outerjoin(chats, chats.c.user_id == queries.USER_ID))
 _WHO_PREPARED = Prepared(_WHO)  # every update's first read (`core.prepared`)
 
@@ -89,9 +91,11 @@ class Handlers:
         now = self.deps.clock()
         lang = language_of(inbound.language, self.deps.config.app.default_language)
         try:
-            ctx, chat, welcome, balance = await self._enter(inbound, now)
+            ctx, chat, welcome, balance, menu = await self._enter(inbound, now)
         except Exception as exc:
             return [Text(text=error_text(lang, exc))]
+        if not ctx.caps.buttons:
+            inbound = menus.by_number(inbound, menu)
         if welcome and _greeting_only(inbound):
             return welcome
         try:
@@ -146,9 +150,10 @@ class Handlers:
         return row, deps.wallet.balance_of(row, row.id)
 
     async def _enter(self, inbound: Inbound, now: datetime,
-                     ) -> tuple[Ctx, Chat | None, list[Outbound], Balance | None]:
+                     ) -> tuple[Ctx, Chat | None, list[Outbound], Balance | None, Any]:
         """The user (created on first contact), their chat row as read with it, a welcome,
-        and the balance if it was read with them (see `_who`)."""
+        the balance if it was read with them (see `_who`), and the numbered menu they were
+        last shown (`handlers.menus`; None on first contact)."""
         deps = self.deps
         hint = language_of(inbound.language, deps.config.app.default_language)
         row, balance = await self._who(inbound)
@@ -164,8 +169,9 @@ class Handlers:
                   caps=capabilities_of(inbound.channel))
         if row.chat is not None:
             return ctx, state.record(row.id, row.step, row.draft, row.version, row.updated_at,
-                                     row.last_seen_at, row.blocked_at is not None), [], balance
-        return ctx, None, await self._first_contact(ctx, now), None
+                                     row.last_seen_at, row.blocked_at is not None), [], \
+                balance, row.menu
+        return ctx, None, await self._first_contact(ctx, now), None, None
 
     async def _first_contact(self, ctx: Ctx, now: datetime) -> list[Outbound]:
         cfg = self.deps.config.credits
@@ -325,12 +331,16 @@ class Handlers:
 
 def _shows_balance(inbound: Inbound) -> bool:
     """/balance, typed or pressed (`_route`'s own tests, in its order): its balance is read
-    with the user."""
+    with the user. On a channel without buttons, a number may pick Balance from the menu read
+    in the same statement: read it too (a few µs more for the other numbers)."""
     if inbound.payment is not None or inbound.photos:
         return False
     command = inbound.command
     if command is not None:
         return command[0] == "balance"
+    if inbound.choice is None:
+        return menus.choice_number(inbound.text) is not None \
+            and not capabilities_of(inbound.channel).buttons
     return decode(inbound.choice) == Choice("balance")
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.answer import split_text
-from handlers.menus import choice_number, menu_change, numbered
-from handlers.types import Button, Media, Text
+from handlers.menus import by_number, choice_number, menu_change, numbered
+from handlers.types import Button, Inbound, Media, Text
+from tests.factories import BytesPhoto
 
 MENU = Text(text="What now?", buttons=(
     (Button(label="Make a video", data="generate"),),
@@ -53,3 +56,19 @@ def test_split_text_keeps_every_character_within_the_limit() -> None:
     assert "".join(cut) == long_line
     assert all(len(p.encode()) <= 2048 for p in cut)
     assert split_text("short", 2048) == ["short"]
+
+
+def test_by_number_picks_from_the_menu_read_with_the_user() -> None:
+    menu = ["kind:text-to-video", "balance", "checkin"]
+    two = Inbound(channel="wechat", address="o1", text=" ２ ")
+    assert by_number(two, menu) == replace(two, text="", choice="balance")
+    for text in ("4", "0", "two", "2 please", ""):  # outside the menu, or not a number: text
+        inbound = Inbound(channel="wechat", address="o1", text=text)
+        assert by_number(inbound, menu) is inbound
+    for menu_read in (None, [], {"1": "x"}, [None, ""], "balance"):  # no (usable) menu
+        assert by_number(Inbound(channel="wechat", address="o1", text="2"), menu_read) \
+            .choice is None
+    pressed = Inbound(channel="wechat", address="o1", text="2", choice="checkin")
+    assert by_number(pressed, menu) is pressed  # a choice already made stays
+    photo = Inbound(channel="wechat", address="o1", text="2", photos=(BytesPhoto(b"x"),))
+    assert by_number(photo, menu) is photo  # a caption "2" on a photo is a caption
