@@ -78,7 +78,7 @@ async def wechat_service(database: TestDatabase, tmp_path: Path, wx: WeChatFake,
                 serve(app.web_app, sock=sock), app.scheduler, \
                 open_channels(app, secrets) as channels, \
                 Dispatcher(engine=app.engine, handlers=app.handlers, channels=channels,
-                           policy=DispatchPolicy(idle=0.1)):
+                           policy=DispatchPolicy(idle=0.1), turns=app.turns):
             assert app.wechat_webhook is not None
             inbox = app.wechat_webhook._sink
             assert isinstance(inbox, WeChatInbox)
