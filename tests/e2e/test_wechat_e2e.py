@@ -82,6 +82,7 @@ async def wechat_service(database: TestDatabase, tmp_path: Path, wx: WeChatFake,
             assert app.wechat_webhook is not None
             inbox = app.wechat_webhook._sink
             assert isinstance(inbox, WeChatInbox)
+            assert inbox._turns is app.turns  # the dispatcher's: one lock per user, one lease
             sim = WeChatSim(f"{url}/wechat", safe=safe, app_id=wx.app_id)
             try:
                 yield Stack(app, wx, sim, inbox)
