@@ -228,7 +228,7 @@ async def videofly_server(data_dir: Any, mode: str, pg_url: str | None,
         channels = await stack.enter_async_context(open_channels(app, secrets))
         await stack.enter_async_context(Dispatcher(
             engine=app.engine, handlers=app.handlers, channels=channels,
-            policy=DispatchPolicy(idle=0.5)))
+            policy=DispatchPolicy(idle=0.5), turns=app.turns))
         yield f"{url}/wechat"
 
 

@@ -10,7 +10,9 @@ a typed line are printed at once; what happens later (the video is ready, the st
 arrives through the outbox dispatcher, as on Telegram.
 
 Each typed line goes through the shared answer path (`bot.answer.Answerer`), as WeChat's and
-Telegram's updates do: a number picks from the numbered menu kept with the chat row.
+Telegram's updates do: a number picks from the numbered menu kept with the chat row. The answer
+path and the dispatcher share one in-process `Turns` (no lease: one terminal, one process), so
+a notice that shows a menu goes out between two answers, never inside one.
 
 Stdin is read by a daemon thread that hands lines to the event loop: a blocked `readline` then
 never holds up the exit, and it works alike for a terminal, a pipe or a file. The session ends
@@ -41,6 +43,7 @@ from .answer import Answerer
 from .app import build_app, serve
 from .console import ADDRESS, ConsoleChannel, missing_path
 from .dispatcher import Dispatcher
+from .ordering import Turns
 
 __all__ = ["QUIT", "chat"]
 
@@ -102,10 +105,13 @@ async def chat(config: Config, secrets: Secrets, *, stdin: TextIO | None = None,
             console = ConsoleChannel.for_language(
                 storage=app.storage, data_dir=Path(config.app.data_dir),
                 default=config.app.default_language, write=write)
+            # The one user's turn, in this process only (one terminal, one reader): a notice
+            # that writes the numbered menu waits for the typed line being answered.
+            turns = Turns(None, lease=False)
             dispatcher = Dispatcher(engine=app.engine, handlers=app.handlers,
-                                    channels={console.name: console})
+                                    channels={console.name: console}, turns=turns)
             answers = Answerer(engine=app.engine, handlers=app.handlers, channel=console,
-                               default_language=config.app.default_language)
+                               default_language=config.app.default_language, turns=turns)
 
             async def user_language() -> str:
                 user_id = await app.wallet.open_account(console.name, ADDRESS)

@@ -21,7 +21,9 @@ outbox dispatcher.
 - sends it (`Channel.send`), then remembers what must be: `Text.track_job` as that job's status
   message (where the channel declares `progress`), and on a channel without buttons the
   numbered choices as the chat's menu (or clears
-  it for a `Text.free_text` question).
+  it for a `Text.free_text` question). The send and that write must happen in the user's turn,
+  or the menu stored can be another than the one shown last: the answer path holds the turn
+  for the whole answer; the dispatcher takes it for each message that `changes_menu`.
 
 A caller that holds the user's turn itself and gives it back in a transaction of its own
 (WeChat, `answer(inbound, held=…)`) asks for the menu to be kept (`Sender(keep_menus=True)`)
@@ -118,6 +120,12 @@ class Sender:
         last = len(pieces) - 1
         return [replace(message, text=p) if i == last else Text(text=p)
                 for i, p in enumerate(pieces)]
+
+    def changes_menu(self, message: Outbound) -> bool:
+        """Whether sending `message` writes the chat's menu: a channel without buttons, and a
+        message with choices or a question for free text (the dispatcher sends those in the
+        user's turn)."""
+        return not self.caps.buttons and menus.menu_change(message) is not None
 
     async def send(self, address: str, message: Outbound) -> str | None:
         """Sends one message (several pieces when it is long); returns the last piece's id.

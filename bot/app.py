@@ -9,10 +9,13 @@
 storage, the provider clients, the wallet, the catalogue, the job service, the conversations
 (`handlers.Handlers`), the payments service (`payments.Payments`, the chat's `TopUp`), the
 metrics, the web application (with `POST /telegram` in Telegram webhook mode, `GET|POST
-/wechat` when WeChat's variables are set, and the payment webhooks) and the (not yet
-started) scheduler, and closes them in reverse order on exit. WeChat's variables are all set
-or none (`WECHAT_APP_ID`, `WECHAT_APP_SECRET`, `WECHAT_TOKEN`; `WECHAT_AES_KEY` for safe
-mode): one missing, or a bad AES key, stops start-up with a `StartupError` naming it.
+/wechat` when WeChat's variables are set, and the payment webhooks), the users' turns
+(`bot.ordering.Turns` with its lease: WeChat's answer path and the outbox dispatcher take the
+same one, so in one process they share one lock per user, and across replicas the lease row)
+and the (not yet started) scheduler, and closes them in reverse order on exit. WeChat's
+variables are all set or none (`WECHAT_APP_ID`, `WECHAT_APP_SECRET`, `WECHAT_TOKEN`;
+`WECHAT_AES_KEY` for safe mode): one missing, or a bad AES key, stops start-up with a
+`StartupError` naming it.
 Channels and the outbox dispatcher are the caller's to build (`videofly run` and `videofly chat`
 serve different channels; `bot.channels.open_channels` opens the configured ones).
 Besides the sweeps, the scheduler deletes demo clips a day old (their jobs copied them into
@@ -66,6 +69,7 @@ from webhooks.metrics import Metrics
 from . import _setup
 from ._secrets import SecretProblem, service_secrets
 from ._setup import StartupError
+from .ordering import Turns
 from .scheduler import Periodic, Scheduler, membership_jobs, periodic_jobs
 
 if TYPE_CHECKING:
@@ -112,6 +116,7 @@ class App:
     metrics: Metrics
     scheduler: Scheduler
     demo_dir: Path
+    turns: Turns  # the users' turns across replicas, for the answer paths and the dispatcher
 
     @cached_property
     def web_app(self) -> web.Application:
@@ -245,7 +250,7 @@ async def build_app(
                   demo=demo, wallet=wallet, catalogue=catalogue, jobs=jobs, handlers=handlers,
                   payments=payments, telegram_webhook=telegram_webhook,
                   wechat_webhook=wechat_webhook, metrics=metrics, scheduler=scheduler,
-                  demo_dir=demo_dir)
+                  demo_dir=demo_dir, turns=Turns(engine))
 
 
 @asynccontextmanager

@@ -117,7 +117,7 @@ async def cmd_run(config: Config, args: argparse.Namespace) -> int:
             log.info("listening on %s (public URL %s)", url, http.public_url)
             channels = await stack.enter_async_context(open_channels(app, secrets))
             dispatcher = await stack.enter_async_context(Dispatcher(
-                engine=app.engine, handlers=app.handlers, channels=channels))
+                engine=app.engine, handlers=app.handlers, channels=channels, turns=app.turns))
             log.info("outbox dispatcher delivering on: %s", ", ".join(channels) or "nothing")
             # What start-up loaded lives as long as the process: keep it out of the collector's
             # full passes, which otherwise stall every request in flight (bench/callbacks.py:

@@ -1,6 +1,7 @@
 """The outbox dispatcher: delivers queued messages to users and keeps status messages current.
 
-    dispatcher = Dispatcher(engine=engine, handlers=handlers, channels={"telegram": channel})
+    dispatcher = Dispatcher(engine=engine, handlers=handlers, channels={"telegram": channel},
+                            turns=app.turns)   # the users' turns the answer paths take
     await dispatcher.run_once()          # one batch, for tests and tools
     async with dispatcher:               # a background loop until the block ends
         dispatcher.notify()              # optional: something was queued, look now
@@ -29,6 +30,26 @@ Outcomes, by the channel's error (`bot.channel`):
 
 When a notification has several parts and fails after some went out, the number sent is kept in
 the row's payload (`_sent_parts`) and the retry starts after them.
+
+The user's turn (`bot.ordering.Turns`, the one the answer paths take: one user's messages one at
+a time, across instances through the lease row). On a channel without buttons the numbered
+menu a user was shown last is kept in `chats.menu`, and a reply "2" picks from it
+(`handlers.menus`); an answer writes its menu before it gives the turn back. A notice that
+wrote its menu outside the turn could land between an answer's send and its write (the chat
+then keeps the answer's menu though the user saw the notice's last), or while a "2" is being
+resolved. So each part that writes the menu (`Sender.changes_menu`: no buttons by the channel's
+`Capabilities`, and choices or a free-text question) is sent, and its menu written, inside the
+user's turn, keyed as the answer paths key it: (the row's channel, its address). Parts that
+leave the menu alone (a video, a status line) go out without it, so a long upload never holds
+up the user's next answer (WeChat's reply window is 4 s); channels with buttons never take it.
+The turn is only ever taken when free (`Turns.attempt`): while an answer is being made the row
+goes back to pending, due at once, with the parts already sent recorded as above (no attempt
+counted), the user's later rows wait behind it, and the next pass tries again (within `idle`;
+`videofly chat` calls `notify` after each answer). So no pass waits for one user, other users'
+rows go on, and a notice is held back as long as the answer it waits for (by an instance that
+died mid-turn: until that lease runs out, `Turns.lease_for`). Without `turns` (tools, older
+tests) no turn is taken; the service passes one: `App.turns`, which WeChat's answer path takes
+too (one in-process lock per user, and the lease row), and `videofly chat` its in-process one.
 
 `last_error` holds the exception's type and a short text with URLs and token-like strings cut
 out: a Bot API URL carries the bot token.
@@ -63,11 +84,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.crash import crash_point
 from core.db import utcnow
+from handlers.types import Outbound
 
 from . import _dispatch_sql as sql
 from ._dispatch_status import Renderer, sanitize_error, update_status
 from .answer import Sender, capabilities
 from .channel import Blocked, Channel, ChannelError, Held, RetryLater, Undeliverable
+from .ordering import Turns
 
 __all__ = ["DispatchPolicy", "Dispatcher", "Renderer", "sanitize_error"]
 
@@ -98,8 +121,12 @@ class Dispatcher:
 
     def __init__(self, *, engine: AsyncEngine, handlers: Renderer,
                  channels: Mapping[str, Channel], clock: Callable[[], datetime] = utcnow,
-                 policy: DispatchPolicy | None = None, rng: random.Random | None = None) -> None:
+                 policy: DispatchPolicy | None = None, rng: random.Random | None = None,
+                 turns: Turns | None = None) -> None:
+        """`turns`: the users' turns the answer paths take (the same object in one process;
+        see the module doc); None takes no turn."""
         self.engine, self.handlers, self.clock = engine, handlers, clock
+        self.turns = turns
         self.channels = dict(channels)
         self._senders = {name: Sender(engine=engine, handlers=handlers, channel=channel)
                          for name, channel in self.channels.items()}
@@ -203,15 +230,20 @@ class Dispatcher:
                 until = self._paused.get(row.channel, now) if not self._stopping else now
                 await sql.release(self.engine, rows[i:], at=max(until, now))
                 break
-            handled += 1
-            if not await self._deliver(row):
-                # Blocked or retrying: the rest of this user's rows wait (or stay unclaimed).
+            over = await self._deliver(row)
+            if over is not None:  # None: back for the next pass, the user's turn was taken
+                handled += 1
+            if not over:
+                # Blocked, retrying or the turn taken: the rest of this user's rows wait (or
+                # stay unclaimed).
                 await sql.release(self.engine, rows[i + 1:], at=self.clock())
                 break
         return handled
 
-    async def _deliver(self, row: sql.Claimed) -> bool:
-        """Sends one row; True when the row is over (sent or failed for good)."""
+    async def _deliver(self, row: sql.Claimed) -> bool | None:
+        """Sends one row; True when the row is over (sent or failed for good), False when it
+        waits (a retry, the user blocked the bot or is held), None when the user's turn was
+        taken (the row is back, due at once: see the module doc)."""
         sender = self._senders[row.channel]
         payload = {k: v for k, v in row.payload.items() if k != SENT_PARTS}
         done = int(row.payload.get(SENT_PARTS, 0) or 0)
@@ -224,7 +256,9 @@ class Dispatcher:
             message = parts[index]
             crash_point("mid_send")
             try:
-                await sender.send(row.address, message)
+                async with self._turn(row, sender, message) as ours:
+                    if ours:
+                        await sender.send(row.address, message)
             except Blocked as exc:
                 now = self.clock()
                 await sql.mark_blocked(self.engine, row.user_id, now)
@@ -256,10 +290,32 @@ class Dispatcher:
                 if not isinstance(exc, ChannelError):
                     log.exception("outbox %d: the %s adapter failed", row.id, row.channel)
                 return await self._backoff(row, exc, index)
+            if not ours:
+                await self._turn_taken(row, index)
+                return None
         if not await sql.finish(self.engine, row, state="sent", now=self.clock()):
             log.warning("outbox %d: sent after its lease ran out; another instance may send "
                         "it again", row.id)
         return True
+
+    def _turn(self, row: sql.Claimed, sender: Sender,
+              message: Outbound) -> contextlib.AbstractAsyncContextManager[bool]:
+        """The user's turn, for a message that writes the chat's menu; True at once for any
+        other (see the module doc)."""
+        if self.turns is None or not sender.changes_menu(message):
+            return contextlib.nullcontext(True)
+        return self.turns.attempt(row.channel, row.address)
+
+    async def _turn_taken(self, row: sql.Claimed, sent: int) -> None:
+        """An answer holds the user's turn: the row goes back to pending, due at once, with
+        the `sent` parts recorded, for the next pass."""
+        progress = self._progress(row, sent)
+        if progress is None:
+            await sql.release(self.engine, [row], at=self.clock())
+        else:
+            await sql.retry(self.engine, row, at=self.clock(), attempts=row.attempts,
+                            error=None, payload=progress)
+        log.debug("outbox %d: user %d's turn is taken; next pass", row.id, row.user_id)
 
     def _progress(self, row: sql.Claimed, sent: int) -> dict[str, Any] | None:
         """The payload recording `sent` parts, or None when that is unchanged."""

@@ -24,6 +24,16 @@ Two layers, decided so:
 
 The lease costs two writes per message, so a channel that already delivers one user's updates
 to one consumer in order (Telegram polling: one getUpdates reader) runs without it.
+
+`attempt` is the turn for a caller with better things to do than wait: it takes the turn only
+if it is free now (nobody holds or waits for the in-process lock, and one try of the lease
+succeeds), else it says so at once, holding nothing. The outbox dispatcher uses it (a notice
+whose numbered menu must not interleave with an answer, `bot.dispatcher`): a pass never waits
+for one user, and the row is tried again on the next pass. It waits behind nobody in the
+process either (it never queues on the in-process lock), so it can share the `Turns` of an
+answer path that takes the lease before the in-process lock (WeChat's inbox takes it with the
+message's claim, then its answer takes the lock): a caller that held the lock while waiting for
+that lease would keep the answer from the lock until `max_wait`.
 """
 
 from __future__ import annotations
@@ -68,6 +78,16 @@ class KeyedLock:
             if not users[0]:
                 del self._locks[key]
 
+    @asynccontextmanager
+    async def hold_if_free(self, key: Hashable) -> AsyncIterator[bool]:
+        """The key's lock when nobody holds or waits for it: yields True holding it; else
+        False at once, holding nothing (it never jumps the queue)."""
+        if key in self._locks:
+            yield False
+            return
+        async with self.hold(key):  # free: taken without waiting
+            yield True
+
 
 class Turns:
     """A user's turn: the in-process lock, then (with `lease`) the lease across instances."""
@@ -98,11 +118,33 @@ class Turns:
             try:
                 yield
             finally:
-                try:
-                    await self._release(channel, address, holder)
-                except Exception:  # the database away: the lease runs out by itself
-                    log.warning("releasing the turn of %s user failed; it will expire",
-                                channel, exc_info=True)
+                await self._give_back(channel, address, holder)
+
+    @asynccontextmanager
+    async def attempt(self, channel: str, address: str) -> AsyncIterator[bool]:
+        """The user's turn if it is free now (see the module doc): yields True holding it
+        (given back at the end), or False at once, holding nothing, while it is taken here
+        or on another instance."""
+        ours = False
+        async with self.local.hold_if_free((channel, address)) as free:
+            if free:
+                holder = secrets.token_hex(8)
+                ours = not self.lease or await self._try(channel, address, holder)
+                if ours:
+                    try:
+                        yield True
+                    finally:
+                        if self.lease:
+                            await self._give_back(channel, address, holder)
+        if not ours:  # the in-process lock is given back before the caller goes on
+            yield False
+
+    async def _give_back(self, channel: str, address: str, holder: str) -> None:
+        try:
+            await self._release(channel, address, holder)
+        except Exception:  # the database away: the lease runs out by itself
+            log.warning("releasing the turn of %s user failed; it will expire", channel,
+                        exc_info=True)
 
     async def _acquire(self, channel: str, address: str, holder: str) -> None:
         loop = asyncio.get_running_loop()

@@ -31,7 +31,6 @@ from typing import Any
 from bot.answer import Answerer
 from bot.app import App, StartupError
 from bot.channel import ChannelError
-from bot.ordering import Turns
 from core.config import Secrets
 from core.db import read
 from handlers.menus import remember_in
@@ -108,7 +107,9 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
     channel = WeChatChannel(api=api, engine=engine, storage=app.storage, config=cfg,
                             link_ttl=config.storage.link_ttl_seconds, passive_sink=keep,
                             clock=clock)
-    turns = Turns(engine)  # several replicas may each get one of a user's messages
+    # Several replicas may each get one of a user's messages; the outbox dispatcher takes
+    # the same turns for the notices that write a menu (`App.turns`).
+    turns = app.turns
 
     async def answer(inbound: Inbound, held: str | None) -> Answered:
         collector = Collector(channel.capabilities)

@@ -133,7 +133,7 @@ async def service(database: TestDatabase, tmp_path: Path, tg: TelegramFake, *,
         async with build_app(config, vault) as app, serve(app.web_app, sock=sock), \
                 app.scheduler, open_channels(app, vault, telegram_options=SERVICE) as channels, \
                 Dispatcher(engine=app.engine, handlers=app.handlers, channels=channels,
-                           policy=DispatchPolicy(idle=0.1)):
+                           policy=DispatchPolicy(idle=0.1), turns=app.turns):
             yield Service(app, url, channels, tg)
 
 

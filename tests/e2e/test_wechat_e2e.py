@@ -78,10 +78,11 @@ async def wechat_service(database: TestDatabase, tmp_path: Path, wx: WeChatFake,
                 serve(app.web_app, sock=sock), app.scheduler, \
                 open_channels(app, secrets) as channels, \
                 Dispatcher(engine=app.engine, handlers=app.handlers, channels=channels,
-                           policy=DispatchPolicy(idle=0.1)):
+                           policy=DispatchPolicy(idle=0.1), turns=app.turns):
             assert app.wechat_webhook is not None
             inbox = app.wechat_webhook._sink
             assert isinstance(inbox, WeChatInbox)
+            assert inbox._turns is app.turns  # the dispatcher's: one lock per user, one lease
             sim = WeChatSim(f"{url}/wechat", safe=safe, app_id=wx.app_id)
             try:
                 yield Stack(app, wx, sim, inbox)

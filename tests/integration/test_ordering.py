@@ -5,6 +5,7 @@ at the same time; a crashed holder's lease runs out. On SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -106,3 +107,59 @@ async def test_in_process_turns_are_first_come_first_served() -> None:
         await asyncio.gather(holder, *waiters)
     assert order == [0, 1, 2, 3, 4, 5]
     assert len(lock) == 0  # forgotten once nobody holds or waits
+
+
+async def test_attempt_takes_a_free_turn_and_never_waits_for_a_taken_one(
+        replicas: tuple[AsyncEngine, AsyncEngine]) -> None:
+    """`Turns.attempt` (the outbox dispatcher's): True holding the turn when it is free; else
+    False at once, holding nothing, whether the turn is held in this process (or waited for:
+    it never jumps the queue) or on another replica."""
+    here, there = Turns(replicas[0], max_wait=BOUND * 2), Turns(replicas[1])
+
+    async def holder() -> str | None:
+        async with read(replicas[0]) as conn:
+            return (await conn.execute(select(chat_turns.c.holder))).scalar_one_or_none()
+
+    async with asyncio.timeout(BOUND):
+        async with here.attempt("wechat", "u") as ours:
+            assert ours
+            assert await holder() is not None  # the lease, for the other replicas
+            assert len(here.local) == 1
+        assert await holder() is None
+        assert len(here.local) == 0
+
+        async with there.hold("wechat", "u"), here.attempt("wechat", "u") as ours:
+            assert not ours
+            assert len(here.local) == 0  # the in-process lock is not kept while it says so
+
+        inside, gate = asyncio.Event(), asyncio.Event()
+
+        async def answer() -> None:
+            async with here.hold("wechat", "u"):
+                inside.set()
+                await gate.wait()
+
+        task = asyncio.create_task(answer())
+        await inside.wait()
+        async with here.attempt("wechat", "u") as ours:
+            assert not ours
+        gate.set()
+        await task
+
+        local = Turns(None, lease=False)
+        async with contextlib.AsyncExitStack() as held:
+            await held.enter_async_context(local.local.hold(("console", "console")))
+            waiting = asyncio.create_task(_hold(local))
+            await asyncio.sleep(0)  # it queues behind the holder
+        # Given back, and the one waiting is next: no attempt goes before it.
+        async with local.attempt("console", "console") as ours:
+            assert not ours
+        await waiting
+        async with local.attempt("console", "console") as ours:
+            assert ours
+        assert len(local.local) == 0
+
+
+async def _hold(turns: Turns) -> None:
+    async with turns.hold("console", "console"):
+        pass
