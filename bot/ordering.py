@@ -108,9 +108,15 @@ class Turns:
                    held: str | None = None) -> AsyncIterator[None]:
         """The user's turn. `held`: the caller already took the lease under that holder id
         in a transaction of its own (`take`) and gives it back itself (`give`), saving two
-        writes per message (WeChat does, with its exactly-once row)."""
+        writes per message (WeChat does, with its exactly-once row). Holding the lease, it
+        has the turn and does not queue on the in-process lock: a later message of the user,
+        in that lock first, waits there for this very lease, and queued behind it this one
+        would wait until that one gave up (`max_wait`)."""
+        if held is not None:
+            yield
+            return
         async with self.local.hold((channel, address)):
-            if not self.lease or held is not None:
+            if not self.lease:
                 yield
                 return
             holder = secrets.token_hex(8)

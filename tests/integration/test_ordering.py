@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.ordering import KeyedLock, Turns
-from core.db import read
+from core.db import read, write
 from handlers.tables import chat_turns
 from tests.factories import FakeClock, TestDatabase
 
@@ -163,3 +163,38 @@ async def test_attempt_takes_a_free_turn_and_never_waits_for_a_taken_one(
 async def _hold(turns: Turns) -> None:
     async with turns.hold("console", "console"):
         pass
+
+
+async def test_a_holder_of_the_lease_never_queues_behind_a_message_waiting_for_it(
+        database: TestDatabase) -> None:
+    """WeChat: message 1's claim took the lease (`take`, in its own transaction); message 2,
+    whose claim could not, got into the in-process lock first and polls the lease there.
+    Message 1's answer (`held=`) must go ahead at once, not wait behind message 2 until that
+    one gives up (`max_wait`); then message 2 has the turn."""
+    engine = database.engine()
+    turns = Turns(engine, max_wait=BOUND)
+    try:
+        assert await write(engine, lambda c: turns.take(c, "wechat", "oTwo", "message-1"))
+        second_in, order = asyncio.Event(), []
+
+        async def second() -> None:
+            async with turns.hold("wechat", "oTwo"):  # waits for message 1's lease
+                second_in.set()
+                order.append(2)
+
+        waiting = asyncio.create_task(second())
+        async with asyncio.timeout(5):
+            while not turns.local:  # noqa: ASYNC110 (bounded): message 2 holds the lock
+                await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(BOUND), turns.hold("wechat", "oTwo", held="message-1"):
+            assert loop.time() - started < 1.0  # not behind message 2
+            assert not second_in.is_set()
+            order.append(1)
+        await write(engine, lambda c: turns.give(c, "wechat", "oTwo", "message-1"))
+        async with asyncio.timeout(BOUND):
+            await waiting
+        assert order == [1, 2]
+    finally:
+        await engine.dispose()
