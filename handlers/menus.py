@@ -17,6 +17,12 @@ answers with the number `N` (ASCII or full-width digits). Decisions:
   with no transaction of its own.
 - A message without choices leaves the menu as it was, unless it asks for free text
   (`Text.free_text`): then the menu is cleared and a "1" is text.
+- A reply whose last menu is the one stored already (the main menu after most answers) writes
+  nothing: the conversations mark its messages `Text.keep_menu` (`keep_stored`), and
+  `menu_change` then says "no change". Only the reply's last menu matters, so the earlier ones
+  in it need no write either. The stored menu was read in the user's turn, and everything that
+  writes a menu (answers and the outbox dispatcher's notices) does so in the user's turn, so it
+  is still the stored one when the reply goes out.
 - A number outside the menu, or with no menu, stays text: the conversation decides.
 """
 
@@ -34,7 +40,8 @@ from wallet import queries
 from .tables import chats
 from .types import Inbound, Outbound, Text
 
-__all__ = ["by_number", "choice_number", "menu_change", "numbered", "remember", "remember_in"]
+__all__ = ["by_number", "choice_number", "keep_stored", "menu_change", "numbered", "remember",
+           "remember_in"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _USER = queries.identity_user()
@@ -61,7 +68,7 @@ def numbered(message: Text) -> Text:
 def menu_change(message: Outbound) -> list[str] | None:
     """What sending `message` does to the menu: the new choices' data, [] to clear it (a
     question for free text), None to leave it as it was."""
-    if not isinstance(message, Text):
+    if not isinstance(message, Text) or message.keep_menu:
         return None
     data = [b.data for row in message.buttons for b in row if b.data]
     if data:
@@ -98,3 +105,18 @@ def by_number(inbound: Inbound, menu: object) -> Inbound:
     found = menu[number - 1]
     return replace(inbound, text="", choice=found) if isinstance(found, str) and found \
         else inbound
+
+
+def keep_stored(answers: list[Outbound], stored: object) -> list[Outbound]:
+    """`answers` with their menu changes marked `keep_menu` when the last of them is the menu
+    `stored` already (the `chats.menu` column as read in the user's turn): nothing to write."""
+    changes = [(i, change) for i, m in enumerate(answers)
+               if (change := menu_change(m)) is not None]
+    if not changes or changes[-1][1] != (stored or []):
+        return answers
+    marked = list(answers)
+    for i, _ in changes:
+        message = marked[i]
+        assert isinstance(message, Text)
+        marked[i] = replace(message, keep_menu=True)
+    return marked

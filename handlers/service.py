@@ -99,9 +99,10 @@ class Handlers:
         if welcome and _greeting_only(inbound):
             return welcome
         try:
-            return [*welcome, *await self._converse(ctx, Turn(inbound, now, balance), chat)]
+            answers = [*welcome, *await self._converse(ctx, Turn(inbound, now, balance), chat)]
         except Exception as exc:
             return [*welcome, Text(text=error_text(ctx.lang, exc))]
+        return answers if ctx.caps.buttons else menus.keep_stored(answers, menu)
 
     async def notification(self, user_id: int, kind: str,
                            payload: dict[str, Any]) -> list[Outbound]:

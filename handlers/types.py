@@ -11,7 +11,9 @@ channel; nothing in a channel knows a conversation.
 (a link, e.g. a payment page). `Text.track_job` asks the sender to remember the sent message as
 that job's status message, which the dispatcher edits as the job moves on. `Text.free_text`
 says the message asks for typed text: on a channel without buttons it clears the numbered menu
-the user was shown, so a reply "1" is then text, not choice 1.
+the user was shown, so a reply "1" is then text, not choice 1. `Text.keep_menu` says the reply
+it is part of ends on the numbered menu the chat stores already: the sender writes no menu for
+it (`handlers.menus.keep_stored`).
 
 `Capabilities` is what a channel can do; each channel declares it once in `CHANNELS` (one line
 per channel, here in the leaf so the conversations and the dispatcher can read it without
@@ -167,6 +169,7 @@ class Text:
     buttons: tuple[tuple[Button, ...], ...] = ()
     track_job: int | None = None  # remember the sent message as this job's status message
     free_text: bool = False  # asks for typed text: clears a numbered menu (see the docstring)
+    keep_menu: bool = False  # the reply ends on the stored menu: no menu write for it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

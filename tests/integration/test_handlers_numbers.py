@@ -1,6 +1,7 @@
-"""A reply "2" on a channel without buttons picks choice 2 of the menu the user was last shown,
-read in the same SELECT as the user (`handlers.menus.by_number` in `Handlers.handle`): no read
-of its own, on SQLite and PostgreSQL alike; a channel with buttons keeps "2" as text."""
+"""On a channel without buttons the menu the user was last shown is read with the user: a reply
+"2" picks its choice 2 (`handlers.menus.by_number` in `Handlers.handle`) with no read of its
+own, on SQLite and PostgreSQL alike (a channel with buttons keeps "2" as text), and a reply that
+ends on that same menu is marked so the sender writes no menu (`menus.keep_stored`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import sqlite_twin
 from handlers import menus
+from handlers.types import Text
 from tests.factories import TestDatabase
 from tests.integration._chat import chatting, texts
 
@@ -59,3 +61,24 @@ async def test_a_number_picks_from_the_menu_read_with_the_user(
         await tg.send("/start")
         await menus.remember(engine, "telegram", "tg", ["checkin", "balance"])
         assert "Available:" not in texts(await tg.send("2"))
+
+
+async def test_a_reply_ending_on_the_stored_menu_writes_no_menu(
+        database: TestDatabase, tmp_path: Path) -> None:
+    async with chatting(database, tmp_path) as h:
+        user = h.user("menu", channel="console")
+        await user.send("/start")
+        first = await user.send("/balance")
+        shown = menus.menu_change(first[-1])
+        assert shown  # the main menu, not stored yet (the harness sends nothing): written
+        await menus.remember(h.app.engine, "console", "menu", shown)
+        again = await user.send("/balance")
+        assert [menus.menu_change(m) for m in again] == [None] * len(again)  # kept
+        assert numbered_text(again[-1]) == numbered_text(first[-1])  # still shown in full
+        other = await user.send("/language")
+        assert menus.menu_change(other[-1]) not in (None, shown)  # another menu: written
+
+
+def numbered_text(message: object) -> str:
+    assert isinstance(message, Text)
+    return menus.numbered(message).text

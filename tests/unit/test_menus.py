@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from bot.answer import split_text
-from handlers.menus import by_number, choice_number, menu_change, numbered
+from handlers.menus import by_number, choice_number, keep_stored, menu_change, numbered
 from handlers.types import Button, Inbound, Media, Text
 from tests.factories import BytesPhoto
 
@@ -72,3 +72,28 @@ def test_by_number_picks_from_the_menu_read_with_the_user() -> None:
     assert by_number(pressed, menu) is pressed  # a choice already made stays
     photo = Inbound(channel="wechat", address="o1", text="2", photos=(BytesPhoto(b"x"),))
     assert by_number(photo, menu) is photo  # a caption "2" on a photo is a caption
+
+
+def test_keep_stored_marks_a_reply_that_ends_on_the_stored_menu() -> None:
+    main = Text(text="menu", buttons=((Button(label="Make", data="kind"),
+                                       Button(label="Balance", data="balance")),))
+    other = Text(text="lang", buttons=((Button(label="English", data="lang:en"),),))
+    ask = Text(text="Type your prompt", free_text=True)
+    plain = Text(text="Available: 10 credits")
+    stored = ["kind", "balance"]
+
+    kept = keep_stored([plain, main], stored)
+    assert kept == [plain, replace(main, keep_menu=True)]
+    assert [menu_change(m) for m in kept] == [None, None]  # nothing to write
+
+    # Only the last menu counts: an earlier one in the same reply is not written either.
+    kept = keep_stored([other, plain, main], stored)
+    assert [menu_change(m) for m in kept] == [None, None, None]
+
+    # Ending on another menu, or on a question for free text: written as before.
+    assert keep_stored([main, other], stored) == [main, other]
+    assert keep_stored([plain, ask], stored) == [plain, ask]
+    assert keep_stored([plain], stored) == [plain]  # no menu in the reply
+    assert keep_stored([plain, main], None) == [plain, main]  # none stored yet
+    # A question for free text when the menu is cleared already: nothing to clear.
+    assert keep_stored([ask], None) == [replace(ask, keep_menu=True)]
