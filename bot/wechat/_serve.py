@@ -20,7 +20,10 @@ For a message (`on_message`):
    - `active` (a verified account; customer-service messages allowed):
      ready and all plain text that fits one reply → that text is the HTTP reply;
      otherwise → `success`, and the answers go out through `send` (customer-service messages)
-     when ready. Messages held for the 48-hour window go out after this message's reply.
+     when ready; only then is their menu written and the user's turn given back (a third
+     write), so the user's next message is answered after them and a notice cannot come
+     between them and their menu. Messages held for the 48-hour window go out after this
+     message's reply.
    - `passive` (an unverified account: replies only): ready → the reply carries the held
      messages oldest first, then the answers, as much as fits, and says how many are left;
      late → the reply carries what is held and says "send any message to get your result";
@@ -255,8 +258,8 @@ class WeChatInbox:
             if await _dedup.settle(self._engine, key, _dedup.REPLIED, text, also=settle):
                 self._later(self._deliver(openid, []))  # held ones, now the window is open
             return text
-        await _dedup.settle(self._engine, key, _dedup.DEFERRED, None, also=give)
-        self._later(self._deliver(openid, answers))
+        await _dedup.settle(self._engine, key, _dedup.DEFERRED, None)
+        self._later(self._deliver_then_give(openid, answers, give))
         return None
 
     async def _passive(self, key: str, openid: str, answers: list[Outbound],
@@ -293,18 +296,32 @@ class WeChatInbox:
               holder: str | None) -> None:
         """Answers that missed the window: held (passive) or sent (active); the user's turn,
         when the claim took it, is given back now that they are made (with the menu)."""
-        answered = None if work.cancelled() else work.result()
-        give = self._give(openid, holder, answered.finish if answered is not None else None)
-        if answered is not None and self.mode == "passive":
+        if work.cancelled():  # shutting down: only the turn to give back
+            give = self._give(openid, holder)
+            if give is not None:
+                self._later(self._give_back(give))
+            return
+        answered = work.result()
+        give = self._give(openid, holder, answered.finish)
+        if self.mode == "passive":
             # Kept, then the turn given back, in one transaction: the user's next message
             # cannot be answered before these are there to go with it.
             self._later(_held.hold(self._engine, openid, answered.messages, self._clock(),
                                    also=give))
             return
-        if give is not None:
-            self._later(self._give_back(give))
-        if answered is not None:
-            self._later(self._deliver(openid, answered.messages))
+        self._later(self._deliver_then_give(openid, answered.messages, give))
+
+    async def _deliver_then_give(self, openid: str, answers: list[Outbound],
+                                 give: Finish | None) -> None:
+        """Active mode, answers sent as customer-service messages: sent (or held), then the
+        menu written and the user's turn given back. In that order, the user's next message
+        is answered after these arrive, and a notice (sent in the user's turn) cannot come
+        between them and the menu they wrote."""
+        try:
+            await self._deliver(openid, answers)
+        finally:
+            if give is not None:
+                await self._give_back(give)
 
     async def _give_back(self, give: Finish) -> None:
         await write(self._engine, give)

@@ -5,7 +5,7 @@ for the user's next message (passive). Windows are shortened (0.3 s) to keep tes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from bot.ordering import Turns
 from bot.wechat import TextRenderer, WeChatInbox, WeChatPhoto, _dedup, _held
 from bot.wechat._admit import ADMIT
 from bot.wechat._inbox_tables import wechat_held, wechat_inbound
+from handlers.tables import chat_turns
 from handlers.types import Button, Media, Outbound, Text
 from storage import LocalStorage
 from tests.factories import FakeClock, TestDatabase
@@ -50,12 +51,15 @@ async def instance(engine: AsyncEngine, storage: LocalStorage, http: httpx.Async
                    reply_bytes: int = _held.REPLY_BYTES,
                    refuse: Callable[[Outbound], bool] = lambda m: False,
                    admit: int = ADMIT, turns: Turns | None = None,
+                   observe: Callable[[str, Outbound], Awaitable[object]] | None = None,
                    ) -> AsyncIterator[Instance]:
     """One app instance: the web server with the WeChat route and its inbox. `refuse` makes
     the channel's send fail for some messages (45015)."""
     sent: list[tuple[str, Outbound]] = []
 
     async def send(openid: str, message: Outbound) -> None:
+        if observe is not None:
+            await observe(openid, message)
         if refuse(message):
             raise RuntimeError("45015 out of the 48-hour window")
         sent.append((openid, message))
@@ -121,6 +125,33 @@ async def test_active_media_and_long_answers_go_as_customer_service_messages(
         assert await one.sim.send(text_xml("oM", "2")) is None
         await one.inbox.wait_idle(5)
     assert one.sent == [("oM", Text(text="here")), ("oM", video), ("oM", long)]
+
+
+@pytest.mark.parametrize("late", [True, False], ids=["late", "media"])
+async def test_active_customer_service_answers_go_out_in_the_users_turn(
+        engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient,
+        late: bool) -> None:
+    """The answer's messages are sent before its menu is written and the turn given back:
+    the user's next message waits for them, and no notice comes between."""
+    turns = Turns(engine)
+    holders: list[str | None] = []
+
+    async def holder(openid: str) -> str | None:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(chat_turns.c.holder).where(
+                chat_turns.c.address == openid))).scalar_one_or_none()
+
+    async def observe(openid: str, message: Outbound) -> None:
+        holders.append(await holder(openid))
+
+    video = Media(kind="video", key="videos/a.mp4", caption="done")
+    answers = Answers(delay=SLOW) if late else Answers(reply=lambda i: [video])
+    async with instance(engine, storage, http, answers, turns=turns, observe=observe) as one:
+        assert await one.sim.send(text_xml("oTurn", "make it")) is None
+        await one.inbox.wait_idle(5)
+        assert len(one.sent) == 1
+        assert holders[0] is not None  # sent while the turn was still the message's
+        assert await holder("oTurn") is None  # given back after
 
 
 async def test_active_refused_messages_are_held_and_sent_when_the_user_writes(
