@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import App, build_app, serve
 from core.config import Config, Secrets, load_config
-from core.db import read
+from core.db import read, sqlite_twin
 from core.outbox import outbox
 from generation import Job
 from handlers import (
@@ -171,3 +172,21 @@ async def chatting(database: TestDatabase, tmp_path: Path, *,
 
 
 PHOTO = jpeg_bytes()
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement run on the engine (and its SQLite twin) inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        seen.append(" ".join(sql.split()).upper())
+
+    targets = [engine.sync_engine, *filter(None, [sqlite_twin(engine)])]
+    for target in targets:
+        event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for target in targets:
+            event.remove(target, "before_cursor_execute", record)

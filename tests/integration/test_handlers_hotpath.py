@@ -8,39 +8,19 @@ grant between two updates); `Wallet.balance_on` inside `read` equals `Wallet.bal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import read, sqlite_twin, write
+from core.db import read, write
 from handlers.state import SEEN_STEP
 from handlers.tables import chats
 from tests.factories import TestDatabase
-from tests.integration._chat import chatting, choices, texts
+from tests.integration._chat import chatting, choices, statements, texts
 from wallet.tables import users
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every SQL statement run on the engine (and its SQLite twin) inside the block."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        seen.append(" ".join(sql.split()).upper())
-
-    targets = [engine.sync_engine, *filter(None, [sqlite_twin(engine)])]
-    for target in targets:
-        event.listen(target, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        for target in targets:
-            event.remove(target, "before_cursor_execute", record)
 
 
 def writes(seen: list[str]) -> list[str]:
