@@ -20,10 +20,11 @@ outbox dispatcher.
   line ends (a line longer than that at character boundaries), in order;
 - sends it (`Channel.send`), then remembers what must be: `Text.track_job` as that job's status
   message (where the channel declares `progress`), and on a channel without buttons the
-  numbered choices as the chat's menu (or clears
-  it for a `Text.free_text` question). The send and that write must happen in the user's turn,
-  or the menu stored can be another than the one shown last: the answer path holds the turn
-  for the whole answer; the dispatcher takes it for each message that `changes_menu`.
+  numbered choices as the chat's menu (or clears it for a `Text.free_text` question); not on
+  a channel that keeps what is sent for the user's next reply (`Capabilities.deferred`: not on
+  screen yet). The send and that write must happen in the user's turn, or the menu stored can
+  be another than the one shown last: the answer path holds the turn for the whole answer; the
+  dispatcher takes it for each message that `changes_menu`.
 
 A caller that holds the user's turn itself and gives it back in a transaction of its own
 (WeChat, `answer(inbound, held=…)`) asks for the menu to be kept (`Sender(keep_menus=True)`)
@@ -125,7 +126,8 @@ class Sender:
         """Whether sending `message` writes the chat's menu: a channel without buttons, and a
         message with choices or a question for free text (the dispatcher sends those in the
         user's turn)."""
-        return not self.caps.buttons and menus.menu_change(message) is not None
+        return not self.caps.buttons and not self.caps.deferred \
+            and menus.menu_change(message) is not None
 
     async def send(self, address: str, message: Outbound) -> str | None:
         """Sends one message (several pieces when it is long); returns the last piece's id.
@@ -137,7 +139,8 @@ class Sender:
                 and self.caps.progress:
             await self.handlers.remember_status(message.track_job, channel=self.channel.name,
                                                 address=address, message_id=message_id)
-        change = None if self.caps.buttons else menus.menu_change(message)
+        change = None if self.caps.buttons or self.caps.deferred \
+            else menus.menu_change(message)
         if change is not None and self.keep_menus:
             self.menu = change
         elif change is not None and self.engine is not None:

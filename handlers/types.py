@@ -71,6 +71,9 @@ class Capabilities:
     # no status message is tracked (WeChat: a new message per progress step would be spam).
     progress: bool = True
     operator: bool = False  # the user is the operator at the machine (the terminal): admin
+    # What is sent outside a reply is kept and shown with the reply to the user's next message
+    # (WeChat's passive mode): not on screen yet, so no numbered menu is recorded for it.
+    deferred: bool = False
 
 
 # The registry: one line per channel. Telegram's upload limits are the cloud Bot API's (a local

@@ -25,7 +25,10 @@ Passive mode (an unverified subscription account, 48001 for customer-service mes
 call at all. Each message, made text (a result becomes its caption and a signed link: uploads
 are refused too), goes to `passive_sink`, which keeps it for the reply to the user's next
 message (the inbound side's store, rendered now, oldest first). Without a sink the message is
-`Held` in the outbox.
+`Held` in the outbox. The channel declares it (`Capabilities.deferred`): what goes to the sink
+is not on screen yet, so the sender records no numbered menu for it; the menu the user answers
+stays the one they see until the reply that shows the kept messages (whose own answers end on
+a menu of their own, written with that reply).
 
 Customer-service messages have no message id: `send` returns None.
 """
@@ -74,7 +77,8 @@ class WeChatChannel:
         self.link_ttl, self.passive_sink, self.clock = link_ttl, passive_sink, clock
         self.capabilities: Capabilities = replace(
             capabilities_of("wechat"), max_text_bytes=config.text_limit_bytes,
-            photo_upload=config.image_limit_bytes, video_upload=config.video_limit_bytes)
+            photo_upload=config.image_limit_bytes, video_upload=config.video_limit_bytes,
+            deferred=config.mode == "passive")
 
     async def send(self, address: str, message: Outbound) -> str | None:
         if isinstance(message, Invoice):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -112,7 +112,8 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
     turns = app.turns
 
     async def answer(inbound: Inbound, held: str | None) -> Answered:
-        collector = Collector(channel.capabilities)
+        # A reply is shown at once, in either mode: its menu is the one on screen.
+        collector = Collector(replace(channel.capabilities, deferred=False))
         # Holding the turn (`held`), the inbox writes the menu with the turn's release.
         answerer = Answerer(engine=engine, handlers=app.handlers, channel=collector,
                             default_language=config.app.default_language, turns=turns,

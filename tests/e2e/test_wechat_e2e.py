@@ -254,6 +254,31 @@ async def passive_video(stack: Stack, wx: WeChatFake) -> None:
     assert wx.sent() == []  # nothing but replies, ever
 
 
+async def test_passive_a_kept_notice_leaves_the_menu_on_screen(database: TestDatabase,
+                                                             tmp_path: Path) -> None:
+    """A notice kept for the next reply is not on screen yet: a number the user types next
+    answers the menu they see (here the kinds of job, asked mid-flow), not the notice's."""
+    async with WeChatFake() as wx:
+        wx.passive_only = True
+        env = {"VIDEOFLY__GENERATION__DEMO_DELAY_SECONDS": "1.5"}  # the video comes mid-flow
+        async with wechat_service(database, tmp_path, wx, mode="passive", env=env) as stack:
+            eve = Person(stack, "oEve")
+            await eve.says("/start")
+            await eve.makes_a_video()
+            asked = joined(await eve.says("/generate"))  # Make: what kind of job?
+            assert t("zh", "gen.kind") in asked
+            on_screen = await eve.menu()
+            assert on_screen[0] == "kind:text-to-video"
+            async with asyncio.timeout(WAIT):  # the video is made and kept for the reply
+                while not await held(stack):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            assert await eve.menu() == on_screen  # still the menu the user sees
+            answer = joined(await eve.says("1"))  # 1 on screen: text to video
+            assert "/media/" in answer  # the kept video rides on this reply, first
+            assert t("zh", "gen.prompt") in answer  # and 1 was "text to video"
+            assert answer.index("/media/") < answer.index(t("zh", "gen.prompt"))
+
+
 async def held(stack: Stack) -> int:
     async with read(stack.app.engine) as conn:
         return int((await conn.execute(select(func.count()).select_from(wechat_held)))
