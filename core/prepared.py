@@ -37,8 +37,7 @@ def _row_type(names: list[str]) -> Any:
 
 
 class _Compiled:
-    __slots__ = ("binds", "columns", "fixed", "order", "repeated", "results", "row", "sql",
-                 "steps")
+    __slots__ = ("binds", "fixed", "order", "repeated", "results", "row", "sql", "steps")
 
     def __init__(self, stmt: ClauseElement, columns: Sequence[ColumnElement[Any]],
                  dialect: Dialect) -> None:

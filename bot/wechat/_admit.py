@@ -41,10 +41,6 @@ class Slot:
             semaphore, self._semaphore = self._semaphore, None
             semaphore.release()
 
-    @property
-    def held(self) -> bool:
-        return self._semaphore is not None
-
 
 class Admission:
     """At most `size` slots held at once; waiters are admitted in the order they came."""

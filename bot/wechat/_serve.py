@@ -125,36 +125,39 @@ class WeChatInbox:
             return None
         openid = str(message.source)
         key = dedup_key(message)
-        take = self._take(openid, key)
+        holder = _holder(key)
         async with self._admission.slot() as slot:  # a few at a time, in arrival order
             seen, took = await _dedup.claim(self._engine, key, openid, now=self._clock(),
-                                            also=take)
+                                            also=self._take(openid, holder))
             if seen is None:
-                return await self._first_try(key, openid, inbound, deadline, took, slot)
-        taken, seen, took = await self._retry_wait(openid, key, seen,
+                return await self._first_try(key, openid, inbound, deadline,
+                                             holder if took else None, slot)
+        taken, seen, took = await self._retry_wait(openid, key, holder, seen,
                                                    deadline + GRACE_SECONDS)
         if taken:  # the first try's instance died: this try handles the message
             log.warning("wechat: a message left by a dead instance is handled again")
-            return await self._first_try(key, openid, inbound, deadline, took, None)
+            return await self._first_try(key, openid, inbound, deadline,
+                                         holder if took else None, None)
         return await self._retry_answer(openid, seen)
 
-    def _take(self, openid: str, key: str) -> Callable[[Connection], bool] | None:
-        """Takes the user's turn inside the claim's transaction, under a holder id of the
-        message's own: a try that takes the message over takes the dead try's turn too."""
+    def _take(self, openid: str, holder: str) -> Callable[[Connection], bool] | None:
+        """Takes the user's turn inside the claim's transaction, under the message's own
+        holder id (`_holder`): a try that takes the message over takes the dead try's turn
+        too."""
         turns = self._turns if self._turns is not None and self._turns.lease else None
         if turns is None:
             return None
-        holder = _holder(key)
         return lambda conn: turns.take(conn, CHANNEL, openid, holder)
 
     async def _first_try(self, key: str, openid: str, inbound: Inbound | object,
-                         deadline: float, took: bool, slot: Slot | None) -> str | None:
+                         deadline: float, holder: str | None, slot: Slot | None,
+                         ) -> str | None:
+        """`holder`: the turn's holder id when the claim took the user's turn."""
         if self._on_inbound is not None:  # the channel's 48-hour window and quota reopen
             await self._on_inbound(openid)
         event = self._settled[key] = asyncio.Event()
         try:
-            return await self._first(key, openid, inbound, deadline,
-                                     _holder(key) if took else None, slot)
+            return await self._first(key, openid, inbound, deadline, holder, slot)
         finally:
             event.set()
             del self._settled[key]
@@ -183,8 +186,8 @@ class WeChatInbox:
     def _stale_before(self) -> datetime:
         return self._clock() - timedelta(seconds=self.window + GRACE_SECONDS + STALE_MARGIN)
 
-    async def _retry_wait(self, openid: str, key: str, seen: _dedup.Seen, deadline: float,
-                          ) -> tuple[bool, _dedup.Seen, bool]:
+    async def _retry_wait(self, openid: str, key: str, holder: str, seen: _dedup.Seen,
+                          deadline: float) -> tuple[bool, _dedup.Seen, bool]:
         """A retry waits for the first try's answer: (False, the row settled or as it is at
         `deadline`, False), or (True, …, whether the turn was taken) when it took the message
         over from a try whose instance died."""
@@ -197,7 +200,7 @@ class WeChatInbox:
                 return False, seen, False
             taken, took = await _dedup.take_over(
                 self._engine, key, now=self._clock(), stale_before=self._stale_before(),
-                also=self._take(openid, key))
+                also=self._take(openid, holder))
             if taken:
                 return True, seen, took
             seen = await _dedup.peek(self._engine, key) or _dedup.Seen(_dedup.WORKING, None)

@@ -167,6 +167,15 @@ async def test_every_kind_of_job_offline(database: TestDatabase, tmp_path: Path,
                                  held=tn(lang, "n.credits", 0)))
 
 
+async def to_the_models(term: Terminal, lang: str, menu: str, prompt: str) -> str:
+    """From the main menu `menu`: Make → text to video → `prompt`; the model choice shown."""
+    await term.choose(menu, t(lang, "btn.generate"))
+    await term.choose(await term.expect(t(lang, "gen.kind")), t(lang, "kind.text-to-video"))
+    await term.expect(t(lang, "gen.prompt"))
+    await term.type(prompt)
+    return await term.expect(t(lang, "gen.model"))
+
+
 async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabase,
                                                             tmp_path: Path) -> None:
     """Issue 13: an English terminal ($LANG) switched with /language: the result that arrives
@@ -174,11 +183,7 @@ async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabas
     says "1 credit" before the switch and "1 积分" after it."""
     async with terminal(database, tmp_path, "en") as term:
         menu = await term.expect(t("en", "menu.prompt"))
-        await term.choose(menu, t("en", "btn.generate"))
-        await term.choose(await term.expect(t("en", "gen.kind")), t("en", "kind.text-to-video"))
-        await term.expect(t("en", "gen.prompt"))
-        await term.type("a cat surfing")
-        models = await term.expect(t("en", "gen.model"))
+        models = await to_the_models(term, "en", menu, "a cat surfing")
         assert re.search(r"Demo[^\n]* · 1 credit$", models, re.MULTILINE), models
         await term.type("/cancel")
         await term.expect(t("en", "cancelled"))
@@ -187,11 +192,7 @@ async def test_after_language_zh_the_saved_line_is_chinese(database: TestDatabas
         await term.choose(await term.expect(t("en", "lang.choose")), t("zh", "lang.zh"))
         menu = await term.expect(t("zh", "lang.set"))
         term.lang = "zh"  # the goodbye too
-        await term.choose(menu, t("zh", "btn.generate"))
-        await term.choose(await term.expect(t("zh", "gen.kind")), t("zh", "kind.text-to-video"))
-        await term.expect(t("zh", "gen.prompt"))
-        await term.type("一只猫在冲浪")
-        models = await term.expect(t("zh", "gen.model"))
+        models = await to_the_models(term, "zh", menu, "一只猫在冲浪")
         assert re.search(r"Demo[^\n]* · 1 积分$", models, re.MULTILINE), models
         await confirm(term, "zh", models)
         clip = await saved_file(term, "zh", tmp_path)
