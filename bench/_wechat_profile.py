@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no statement listeners (they cost CPU themselves)")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="print the event loop thread's top N functions")
+    parser.add_argument("--direct", type=int, default=0, metavar="ROUNDS",
+                        help="instead of the HTTP load: ROUNDS of --messages messages of one "
+                             "user handed to the inbox one after the other, without HTTP "
+                             "(`WeChatWebhook.hand_over`); prints each round's CPU a message")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
                         help="sample every thread holding the GIL with py-spy (when on PATH) "
                              "during the counted load, collapsed stacks into FILE")
@@ -114,7 +118,10 @@ async def bench_profile(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     counts = Counts()
+    apps: list[Any] = []
+
     def on_app(app: Any) -> None:
+        apps.append(app)
         if args.no_count:
             return
         counts.listen(app.engine.sync_engine)
@@ -129,6 +136,9 @@ async def bench_profile(args: argparse.Namespace) -> int:
         stack.enter_context(wm_log(args.log_level, Path(tmp) / "videofly.log"))
         url = await stack.enter_async_context(wm.videofly_server(
             tmp, args.mode, args.pg_url, on_app=on_app, log_level=args.log_level))
+        if args.direct:
+            with py_spy(args.py_spy):
+                return await _direct(args, apps[0])
         await wm.run_load(wm.Load(url, args.users, 1, "/start", "oProf"))
         await wm.run_load(wm.Load(url, args.users, 2, args.text, "oProf"))
         profile = cProfile.Profile() if args.cprofile else None
@@ -151,8 +161,57 @@ async def bench_profile(args: argparse.Namespace) -> int:
     print("  per message: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
     print(f"  a reply: {wm.reply_content(bodies[-1])[:80]!r}")
     if profile is not None:
-        for order in ("tottime", "cumulative"):
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.cprofile)
-            print(out.getvalue())
+        _print_profile(profile, args.cprofile)
+    return 0
+
+
+def _print_profile(profile: cProfile.Profile, top: int) -> None:
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats(order).print_stats(top)
+        print(out.getvalue())
+
+
+async def _direct(args: argparse.Namespace, app: Any) -> int:
+    """The answer path alone: `--direct` rounds of `--messages` parsed messages from each of
+    `--users` users at once (each user's one after the other) handed to the inbox
+    (`WeChatWebhook.hand_over`, as the route does after parsing): each round's event-loop CPU
+    a message, and the least (the steadiest figure: no HTTP, no other process's load)."""
+    import asyncio
+
+    from wechatpy import parse_message
+
+    hook = app.wechat_webhook
+    ids = iter(range(10**9))
+    users = [f"oDirect{n:05d}" for n in range(args.users)]
+
+    def batch(text: str, count: int) -> list[list[Any]]:
+        return [[parse_message(wm._xml(u, text, next(ids))) for _ in range(count)]
+                for u in users]
+
+    async def run(messages: list[list[Any]]) -> None:
+        async def user(mine: list[Any]) -> None:
+            for message in mine:
+                await hook.hand_over(message)
+
+        await asyncio.gather(*(user(m) for m in messages))
+
+    await run(batch("/start", 1))
+    await run(batch(args.text, 5))
+    rounds = []
+    profile = cProfile.Profile() if args.cprofile else None
+    for _ in range(args.direct):
+        messages = batch(args.text, args.messages)
+        cpu = time.thread_time()
+        if profile is not None:
+            profile.enable()
+        await run(messages)
+        if profile is not None:
+            profile.disable()
+        rounds.append((time.thread_time() - cpu) / (args.messages * args.users) * 1e6)
+    print(f"{args.text!r} handed over directly, {args.users} users × {args.messages} a round, "
+          f"{args.mode} mode, {'PostgreSQL' if args.pg_url else 'SQLite'}: CPU a message (µs) "
+          + " ".join(f"{r:.0f}" for r in rounds) + f"; least {min(rounds):.0f} µs")
+    if profile is not None:
+        _print_profile(profile, args.cprofile)
     return 0

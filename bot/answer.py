@@ -167,11 +167,17 @@ class Answerer:
     async def answer(self, inbound: Inbound, *, held: str | None = None) -> None:
         """Handles one update in the user's turn and sends the answers. `held`: the caller
         holds the turn's lease already (`Turns.hold`)."""
-        async with self.turns.hold(inbound.channel, inbound.address, held=held):
-            try:
-                await self._answer(inbound)
-            finally:
-                self.answered += 1
+        if held is not None:  # the caller holds the turn (`Turns.hold(held=…)` yields at once)
+            await self._counted(inbound)
+            return
+        async with self.turns.hold(inbound.channel, inbound.address):
+            await self._counted(inbound)
+
+    async def _counted(self, inbound: Inbound) -> None:
+        try:
+            await self._answer(inbound)
+        finally:
+            self.answered += 1
 
     async def _answer(self, inbound: Inbound) -> None:
         lang = language_of(inbound.language, self.default_language)

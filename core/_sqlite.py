@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 T = TypeVar("T")
 READ_ONLY = "videofly_read_only"
@@ -55,12 +55,20 @@ def fire_before_execute(conn: Connection, cursor: Any, sql: str, params: Any,
                         many: bool) -> None:
     """Tells the engine's `before_cursor_execute` listeners about a statement we run on the
     DBAPI cursor ourselves, so instrumentation sees every statement."""
-    for listener in conn.dispatch.before_cursor_execute:
-        listener(conn, cursor, sql, params, None, many)
+    if has_events(conn):
+        for listener in conn.dispatch.before_cursor_execute:
+            listener(conn, cursor, sql, params, None, many)
+
+
+def has_events(conn: Connection) -> bool:
+    """Whether any connection event listener is set on `conn` or its engine: SQLAlchemy's own
+    test before it fires one (its `_has_events` flags, set when a listener is added), a
+    fraction of what asking the listener collections costs."""
+    return bool(conn._has_events or conn.engine._has_events)
 
 
 def raw_execute(conn: Connection, sql: str) -> None:
-    cursor = conn.connection.cursor()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         fire_before_execute(conn, cursor, sql, (), False)
         cursor.execute(sql)
@@ -161,7 +169,7 @@ class SqliteWriter:
         """Ends what is left of a transaction; an unusable connection is dropped (never back
         to the pool: its busy timeout is 0), and the next call makes a new one."""
         try:
-            conn.rollback()
+            _end(conn, commit=False)
         except Exception:
             self._here = None
             conn.invalidate()
@@ -175,7 +183,6 @@ class SqliteWriter:
             raise Busy
         try:
             conn = self._here_connection()
-            conn.begin()
             try:
                 raw_execute(conn, "BEGIN IMMEDIATE")
             except BaseException as exc:
@@ -185,7 +192,7 @@ class SqliteWriter:
                 raise
             try:
                 result = op(conn)
-                conn.commit()
+                _end(conn, commit=True)
             except BaseException:
                 self._drop_here(conn)
                 raise
@@ -225,7 +232,6 @@ class SqliteWriter:
             raise Busy
         try:
             conn = self._here_connection()
-            conn.begin()
             try:
                 raw_execute(conn, "BEGIN")
                 return op(conn)
@@ -245,6 +251,28 @@ class SqliteWriter:
         if self._here is not None:
             here, self._here = self._here, None
             here.invalidate()  # not back to the pool with its busy timeout of 0
+
+
+def _end(conn: Connection, *, commit: bool) -> None:
+    """Commits or rolls back the transaction `write_here`/`read_here` began with a BEGIN of
+    their own, on the DBAPI connection: SQLAlchemy's `Connection.begin()`/`commit()` cost
+    more Python than SQLite's BEGIN and COMMIT together (three transactions a WeChat message).
+    An `op` that ran a statement through `Connection.execute` began SQLAlchemy's own
+    transaction (autobegin, which emits nothing on the twin): that one is ended the usual way.
+    Otherwise the engine's `commit`/`rollback` listeners are told, as SQLAlchemy would, and a
+    driver error comes out as SQLAlchemy's (`DBAPIError`)."""
+    if conn.in_transaction():
+        (conn.commit if commit else conn.rollback)()
+        return
+    if has_events(conn):
+        (conn.dispatch.commit if commit else conn.dispatch.rollback)(conn)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    try:
+        (dbapi.commit if commit else dbapi.rollback)()
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance("COMMIT" if commit else "ROLLBACK", (), exc, sqlite3.Error,
+                                  dialect=conn.dialect) from exc
 
 
 def _quiet(future: asyncio.Future[None]) -> None:

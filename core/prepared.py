@@ -37,7 +37,7 @@ def _row_type(names: list[str]) -> Any:
 
 
 class _Compiled:
-    __slots__ = ("binds", "fixed", "order", "repeated", "results", "row", "sql", "steps")
+    __slots__ = ("constants", "convert", "order", "plain", "results", "row", "sql", "steps")
 
     def __init__(self, stmt: ClauseElement, columns: Sequence[ColumnElement[Any]],
                  dialect: Dialect) -> None:
@@ -48,33 +48,46 @@ class _Compiled:
         if names is None:
             raise TypeError(f"{type(dialect).__name__} is not a positional dialect")
         self.order = tuple(names)
-        # Literals in the statement (`remaining > 0`) are parameters that carry their value.
-        self.fixed = {n: compiled.binds[n].effective_value for n in self.order
-                      if not compiled.binds[n].required and compiled.binds[n].callable is None
-                      and compiled.binds[n].value is not None}
         # The dialect's form of each type: a TypeDecorator's wraps its implementation's own
         # conversion (SQLite keeps datetimes as text, for one).
-        self.binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
-                           for n in self.order)
-        # Each name converted once, even where the SQL repeats it (a `now` in three places).
-        self.steps = tuple(dict(zip(self.order, self.binds, strict=True)).items())
-        self.repeated = len(self.steps) != len(self.order)
+        processors = {n: compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+                      for n in self.order}
+        # Literals in the statement (`coalesce(…, 0)`) are parameters that carry their value:
+        # converted here, once.
+        self.constants = {n: _apply(processors[n], compiled.binds[n].effective_value)
+                          for n in self.order if _literal(compiled.binds[n])}
+        # Each other name converted once, even where the SQL repeats it (a `now` in three
+        # places).
+        self.steps = tuple((n, p) for n, p in processors.items() if n not in self.constants)
+        # The usual case: each parameter once, none a literal; its values are the steps'.
+        self.plain = len(self.steps) == len(self.order)
         self.results: tuple[_Processor, ...] = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+        self.convert = any(self.results)
         self.row = _row_type([str(c.key) for c in columns]) if columns else None
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        if self.fixed:
-            params = {**self.fixed, **params}
-        values = [p(params[n]) if p else params[n] for n, p in self.steps]
-        if not self.repeated:
-            return tuple(values)
-        by_name = dict(zip((n for n, _ in self.steps), values, strict=True))
+        if self.plain:
+            return tuple([p(params[n]) if p else params[n] for n, p in self.steps])
+        by_name = dict(self.constants)
+        for n, p in self.steps:
+            by_name[n] = p(params[n]) if p else params[n]
         return tuple([by_name[n] for n in self.order])
 
     def make_row(self, raw: Sequence[Any]) -> Any:
         assert self.row is not None
-        return self.row._make(p(v) if p else v for p, v in zip(self.results, raw, strict=True))
+        if not self.convert:
+            return self.row._make(raw)
+        return self.row._make([p(v) if p else v
+                               for p, v in zip(self.results, raw, strict=True)])
+
+
+def _literal(bind: Any) -> bool:
+    return not bind.required and bind.callable is None and bind.value is not None
+
+
+def _apply(processor: _Processor, value: Any) -> Any:
+    return processor(value) if processor else value
 
 
 class Prepared:
@@ -99,7 +112,7 @@ class Prepared:
         return found
 
     def _cursor(self, conn: Connection, sql: str, params: Any, many: bool) -> Any:
-        cursor = conn.connection.cursor()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         fire_before_execute(conn, cursor, sql, params, many)
         return cursor
 

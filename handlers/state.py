@@ -78,8 +78,8 @@ class Draft:
 
     @classmethod
     def from_json(cls, data: Any) -> Draft:
-        if not isinstance(data, dict):
-            return cls()
+        if not data or not isinstance(data, dict):  # the main menu's: nothing chosen
+            return _EMPTY
         try:
             return cls(kind=_opt(data.get("kind"), str),
                        photos=tuple(str(p) for p in data.get("photos", ())),
@@ -91,6 +91,9 @@ class Draft:
         except (TypeError, ValueError):
             log.warning("unreadable draft dropped: %.200r", data)
             return cls()
+
+
+_EMPTY = Draft()  # frozen: one for every chat with nothing chosen
 
 
 def _opt(value: Any, kind: type[Any]) -> Any:

@@ -21,8 +21,6 @@ never hold up other users' quick ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 __all__ = ["ADMIT", "FAST_SECONDS", "Admission", "Slot"]
 
@@ -50,11 +48,26 @@ class Admission:
             raise ValueError("admission needs at least one slot")
         self._semaphore = asyncio.Semaphore(size)  # FIFO: waiters wake in arrival order
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    def slot(self) -> _Admitted:
+        """`async with admission.slot() as slot:` waits for a slot; it is given back at the
+        end of the block (or before, `slot.release()`)."""
+        return _Admitted(self._semaphore)
+
+
+class _Admitted:
+    """`Admission.slot()`'s context: a class, not a generator (one per message)."""
+
+    __slots__ = ("_semaphore", "_slot")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._slot: Slot | None = None
+
+    async def __aenter__(self) -> Slot:
         await self._semaphore.acquire()
-        slot = Slot(self._semaphore)
-        try:
-            yield slot
-        finally:
-            slot.release()
+        self._slot = Slot(self._semaphore)
+        return self._slot
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._slot is not None
+        self._slot.release()

@@ -111,9 +111,11 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
     # the same turns for the notices that write a menu (`App.turns`).
     turns = app.turns
 
+    # A reply is shown at once, in either mode: its menu is the one on screen.
+    shown = replace(channel.capabilities, deferred=False)
+
     async def answer(inbound: Inbound, held: str | None) -> Answered:
-        # A reply is shown at once, in either mode: its menu is the one on screen.
-        collector = Collector(replace(channel.capabilities, deferred=False))
+        collector = Collector(shown)
         # Holding the turn (`held`), the inbox writes the menu with the turn's release.
         answerer = Answerer(engine=engine, handlers=app.handlers, channel=collector,
                             default_language=config.app.default_language, turns=turns,
