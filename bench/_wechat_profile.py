@@ -24,6 +24,7 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import shutil
 import signal
 import subprocess
@@ -143,6 +144,7 @@ async def bench_profile(args: argparse.Namespace) -> int:
         await wm.run_load(wm.Load(url, args.users, 2, args.text, "oProf"))
         profile = cProfile.Profile() if args.cprofile else None
         cpu, thread = time.process_time(), time.thread_time()
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
         with counts.counting(), py_spy(args.py_spy):
             if profile is not None:
                 profile.enable()
@@ -151,12 +153,15 @@ async def bench_profile(args: argparse.Namespace) -> int:
             if profile is not None:
                 profile.disable()
         cpu, thread = time.process_time() - cpu, time.thread_time() - thread
+        after = resource.getrusage(resource.RUSAGE_THREAD)
     n = len(latencies)
     figures = wm.figures(elapsed, latencies)
     print(f"{n} {args.text!r} messages, {args.users} users at once, {args.mode} mode, "
           f"{'PostgreSQL' if args.pg_url else 'SQLite'}: {figures}")
     print(f"  CPU per message: {cpu / n * 1000:.2f} ms in the process, "
-          f"{thread / n * 1000:.2f} ms on the event loop thread")
+          f"{thread / n * 1000:.2f} ms on the event loop thread (user "
+          f"{(after.ru_utime - usage.ru_utime) / n * 1000:.2f}, system "
+          f"{(after.ru_stime - usage.ru_stime) / n * 1000:.2f})")
     per = {k: v / n for k, v in sorted(counts.statements.items())}
     print("  per message: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
     print(f"  a reply: {wm.reply_content(bodies[-1])[:80]!r}")

@@ -31,7 +31,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -131,6 +131,8 @@ class SqliteWriter:
         self._here_lock = threading.Lock()  # one thread at a time on it
         self.unchecked = 0  # write_here's commits since the last checkpoint
         self._checkpoint: asyncio.Future[None] | None = None
+        self.queued: list[Queued] = []  # writes for the next group commit (`core.db`)
+        self.flushing: set[asyncio.Task[None]] = set()  # group commits waiting for the lock
 
     def _twin(self) -> Engine:
         assert self.twin is not None, "no twin engine for an in-memory database"
@@ -251,6 +253,37 @@ class SqliteWriter:
         if self._here is not None:
             here, self._here = self._here, None
             here.invalidate()  # not back to the pool with its busy timeout of 0
+
+
+class Queued(NamedTuple):
+    """A write waiting for the next group commit, and the future its caller awaits."""
+
+    op: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+
+
+def run_batch(conn: Connection, batch: list[Queued]) -> list[tuple[bool, Any]]:
+    """A group commit's transaction body: each write, in order, in a savepoint of its own when
+    there are several, so one that raises leaves no change behind and the others' changes
+    stand; (True, result) or (False, the exception) for each. A lone write is its own
+    transaction: its exception ends it, as in `write_here`. An error that ends the whole
+    transaction (SQLite rolls it back on a full disk, for one) fails the savepoint's release or
+    rollback, and then the whole batch."""
+    if len(batch) == 1:
+        return [(True, batch[0].op(conn))]
+    out: list[tuple[bool, Any]] = []
+    for queued in batch:
+        raw_execute(conn, "SAVEPOINT batched")
+        try:
+            result = queued.op(conn)
+        except Exception as exc:
+            raw_execute(conn, "ROLLBACK TO batched")
+            raw_execute(conn, "RELEASE batched")
+            out.append((False, exc))
+        else:
+            raw_execute(conn, "RELEASE batched")
+            out.append((True, result))
+    return out
 
 
 def _end(conn: Connection, *, commit: bool) -> None:

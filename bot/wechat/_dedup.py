@@ -89,7 +89,7 @@ async def claim(engine: AsyncEngine, key: str, openid: str, *, now: datetime,
         return also(conn) if also is not None else False
 
     try:
-        return None, await write(engine, op)
+        return None, await write(engine, op, batch=True)
     except IntegrityError:
         seen = await peek(engine, key)
         if seen is not None:
@@ -130,7 +130,7 @@ async def settle(engine: AsyncEngine, key: str, status: str, reply: str | None, 
         SETTLE.run(conn, k=key, new_status=status, new_reply=reply)
         return also(conn) if also is not None else None
 
-    return await write(engine, op)
+    return await write(engine, op, batch=True)
 
 
 async def wait_settled(engine: AsyncEngine, key: str, deadline: float,

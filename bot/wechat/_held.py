@@ -167,7 +167,8 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
     for last in (False, True):
         outcome = await write(engine, partial(
             _settle_with_held, key=key, openid=openid, status=status, rendered=rendered,
-            new=new, room=room, more=more, notice=notice, now=now, also=also, last=last))
+            new=new, room=room, more=more, notice=notice, now=now, also=also, last=last),
+            batch=True)
         if not isinstance(outcome, _Unrendered):
             return outcome
         for row in outcome.rows:

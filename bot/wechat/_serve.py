@@ -34,8 +34,9 @@ gives its place up after `FAST_SECONDS`.
 The reply is stored with the message's key in the same transaction that settles it, so a
 retry of a reply lost on the way gets the same text (`_held.reply_with_held`). When the claim
 took the user's turn, the answer path keeps the numbered menu it showed for that transaction
-too (`Answered.finish`), which also gives the turn back: a message is two write transactions,
-the claim and the settle.
+too (`Answered.finish`), which also gives the turn back: a message is two writes, the claim
+and the settle. Both are batched (`core.db.write(…, batch=True)`): on SQLite the claims and
+settles of the messages being handled at one moment commit in one transaction (group commit).
 """
 
 from __future__ import annotations
