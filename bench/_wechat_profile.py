@@ -5,16 +5,20 @@ same warm-up, then one timed load (`--users` at once, `--messages` each; `--user
 message's path alone) while it counts, per message:
 
 * SQL statements by kind (BEGIN, SELECT, INSERT, UPDATE, DELETE, other) and transactions
-  (SQLAlchemy `begin` events: a read by key on SQLite's event-loop connection and a write in
-  its worker thread both count), on the service's engine and SQLite's synchronous twin;
-* CPU: the whole process's, and the event loop thread's own (the rest is worker threads:
-  SQLite writes, `asyncio.to_thread`);
+  (SQLAlchemy `commit` and `rollback` events: a read by key on SQLite's event-loop connection
+  ends in a rollback, a write or a group commit in a commit), on the service's engine and
+  SQLite's synchronous twin;
+* CPU: the whole process's, and the event loop thread's own, user and system (the rest is
+  worker threads: SQLite checkpoints, `asyncio.to_thread`);
+* with `--direct ROUNDS`, instead: the answer path without HTTP (`WeChatWebhook.hand_over`),
+  its event-loop CPU a message;
 * with `--cprofile N`, the event loop thread's cProfile, its top N functions by own time and
   by cumulative time (cProfile sees that thread only, and slows it: use it for shares, not
   rates).
 
     python bench/wechat.py profile --users 1 --messages 200 --cprofile 25
     python bench/wechat.py profile --users 100 --messages 10 --pg-url postgresql+asyncpg://…
+    python bench/wechat.py profile --direct 5 --users 100 --messages 20
 """
 
 from __future__ import annotations
@@ -77,10 +81,12 @@ class Counts:
                 word = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
                 self.statements[word if word in _KINDS else "other"] += 1
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
+        def _ended(conn: Any) -> None:
             if self.on:
                 self.statements["(transaction)"] += 1
+
+        event.listen(engine, "commit", _ended)
+        event.listen(engine, "rollback", _ended)
 
     @contextmanager
     def counting(self) -> Iterator[None]:
