@@ -41,7 +41,7 @@ from .tables import chats
 from .types import Inbound, Outbound, Text
 
 __all__ = ["by_number", "choice_number", "keep_stored", "menu_change", "numbered", "remember",
-           "remember_in"]
+           "remember_in", "shows_menu"]
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _USER = queries.identity_user()
@@ -54,15 +54,15 @@ def numbered(message: Text) -> Text:
     link; no buttons left (the sender remembers the choices, `menu_change`)."""
     if not message.buttons:
         return message
-    lines, n = [message.text], 0
+    lines, choices = [message.text], []
     for row in message.buttons:
         for button in row:
             if button.url:
                 lines.append(f"{button.label}: {button.url}")
             else:
-                n += 1
-                lines.append(f"{n}. {button.label}")
-    return replace(message, text="\n".join(lines), buttons=())
+                choices.append(button.data)
+                lines.append(f"{len(choices)}. {button.label}")
+    return replace(message, text="\n".join(lines), buttons=(), choices=tuple(choices))
 
 
 def menu_change(message: Outbound) -> list[str] | None:
@@ -70,10 +70,18 @@ def menu_change(message: Outbound) -> list[str] | None:
     question for free text), None to leave it as it was."""
     if not isinstance(message, Text) or message.keep_menu:
         return None
-    data = [b.data for row in message.buttons for b in row if b.data]
+    data = [b.data for row in message.buttons for b in row if b.data] or list(message.choices)
     if data:
         return data
     return [] if message.free_text else None
+
+
+def shows_menu(message: Outbound) -> bool:
+    """Whether `message` shows a menu of its own (numbered choices or a question for free
+    text), whether or not it changes the one stored (`Text.keep_menu`)."""
+    return isinstance(message, Text) and (
+        message.free_text or bool(message.choices)
+        or any(b.data for row in message.buttons for b in row))
 
 
 def choice_number(text: str) -> int | None:

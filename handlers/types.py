@@ -173,6 +173,10 @@ class Text:
     track_job: int | None = None  # remember the sent message as this job's status message
     free_text: bool = False  # asks for typed text: clears a numbered menu (see the docstring)
     keep_menu: bool = False  # the reply ends on the stored menu: no menu write for it
+    # After `handlers.menus.numbered`: the numbered choices' data, in order (the buttons are
+    # now lines of `text`), so a channel that keeps the message to show later (WeChat's
+    # passive account) still knows the menu it will show.
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,9 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
 from core.prepared import Prepared
+from handlers.menus import menu_change, remember_in
 from handlers.types import Button, Media, Outbound, Picture, Text
 
 from ._dedup import SETTLE
+from ._inbound import CHANNEL
 from ._inbox_tables import wechat_held
 
 __all__ = ["REPLY_BYTES", "any_held", "deliver_held", "dump", "hold", "load", "pending",
@@ -60,7 +62,12 @@ def dump(message: Outbound) -> dict[str, Any]:
     if isinstance(message, Text):
         rows = [[{"label": b.label, "data": b.data, "url": b.url} for b in row]
                 for row in message.buttons]
-        return {"type": "text", "text": message.text, "buttons": rows}
+        body: dict[str, Any] = {"type": "text", "text": message.text, "buttons": rows}
+        if message.free_text:  # a question answered by typing: it clears the numbered menu
+            body["free_text"] = True
+        if message.choices:  # numbered already (`handlers.menus.numbered`): its menu
+            body["choices"] = list(message.choices)
+        return body
     if isinstance(message, Media):
         return {"type": "media", "kind": message.kind, "key": message.key,
                 "caption": message.caption, "thumbnail_key": message.thumbnail_key,
@@ -83,7 +90,9 @@ def load(body: dict[str, Any]) -> Outbound:
                        filename=body.get("filename", "chart.png"))
     rows = tuple(tuple(Button(label=b["label"], data=b.get("data", ""), url=b.get("url", ""))
                        for b in row) for row in body.get("buttons", []))
-    return Text(text=str(body.get("text", "")), buttons=rows)
+    return Text(text=str(body.get("text", "")), buttons=rows,
+                free_text=bool(body.get("free_text", False)),
+                choices=tuple(str(c) for c in body.get("choices", ())))
 
 
 async def hold(engine: AsyncEngine, openid: str, messages: Sequence[Outbound],
@@ -142,12 +151,19 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
                           footer: Callable[[], Awaitable[Callable[[int], str]]],
                           notice: str = "", now: datetime, limit: int = REPLY_BYTES,
-                          also: Callable[[Connection], object] | None = None) -> str:
+                          also: Callable[[Connection], object] | None = None,
+                          fresh_menu: bool = False) -> str:
     """The passive reply to the message `key` (see the module doc), settled with the dedup row
     in the same transaction. `notice` (the answer is still being made) ends the reply;
     `await footer()` gives the line saying `n` messages are left (at most `FOOTER_BYTES`),
     asked for only when not everything fits (it reads the user's language). `also` runs in
     the same transaction.
+
+    The numbered menu stored is the one on screen after the reply: a held message's, when it
+    went into the reply whole and nothing after it shows one (`fresh_menu`: the fresh answers
+    show a menu of their own, which `also` writes, or which is the one stored already). A
+    held message is not on screen until a reply carries it: a number typed meanwhile answers
+    the menu the user sees (`bot.answer.Sender`, `Capabilities.deferred`).
 
     The transaction locks the user's held messages; those it has text for go in. The first
     one that finds some it has no text for changes nothing and returns them; they are rendered
@@ -167,8 +183,8 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
     for last in (False, True):
         outcome = await write(engine, partial(
             _settle_with_held, key=key, openid=openid, status=status, rendered=rendered,
-            new=new, room=room, more=more, notice=notice, now=now, also=also, last=last),
-            batch=True)
+            new=new, room=room, more=more, notice=notice, now=now, also=also, last=last,
+            fresh_menu=fresh_menu), batch=True)
         if not isinstance(outcome, _Unrendered):
             return outcome
         for row in outcome.rows:
@@ -181,7 +197,7 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
                       rendered: dict[int, list[str]], new: list[list[str]], room: int,
                       more: Callable[[int], str] | None, notice: str, now: datetime,
                       also: Callable[[Connection], object] | None, last: bool,
-                      ) -> str | _Unrendered:
+                      fresh_menu: bool = False) -> str | _Unrendered:
     """`reply_with_held`'s transaction: the reply, or (unless `last`) the held rows it has no
     text for, changing nothing."""
     rows = _HELD_LOCKED.all(conn, o=openid)
@@ -191,8 +207,10 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
     queue: list[tuple[int | None, list[str]]] = [
         (row.id, rendered[row.id]) for row in rows if row.id in rendered]
     queue += [(None, pieces) for pieces in new]
+    bodies = {row.id: row.body for row in rows}
     parts: list[str] = []
     left = 0
+    shown: list[str] | None = None  # the last menu change of a held message shown whole
     for row_id, pieces in queue:
         taken = 0
         while taken < len(pieces) and left == 0 and _size([*parts, pieces[taken]]) <= room:
@@ -202,6 +220,8 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
         left += 1 if rest else 0
         if row_id is not None and not rest:
             _TAKE.run(conn, i=row_id)
+            change = menu_change(load(bodies[row_id]))
+            shown = change if change is not None else shown
         elif row_id is not None and taken:
             conn.execute(update(wechat_held).where(wechat_held.c.id == row_id)
                          .values(body=dump(Text(text="\n".join(rest)))))
@@ -213,6 +233,8 @@ def _settle_with_held(conn: Connection, *, key: str, openid: str, status: str,
     tail = more(left) if left and more is not None else ""
     text = _GAP.join(p for p in [*parts, tail, notice] if p)
     SETTLE.run(conn, k=key, new_status=status, new_reply=text)
+    if shown is not None and not fresh_menu:  # a held message's menu is the one on screen
+        remember_in(conn, CHANNEL, openid, shown)
     if also is not None:  # the user's turn given back with it (and the menu kept)
         also(conn)
     return text

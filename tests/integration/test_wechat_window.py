@@ -276,6 +276,9 @@ async def test_held_messages_survive_as_they_were(engine: AsyncEngine) -> None:
         Text(text="t", buttons=((Button(label="a", data="x"),),)),
         Media(kind="video", key="videos/v.mp4", caption="c", thumbnail_key="t/t.jpg",
               link_text="too big"),
+        # Numbered already (its menu in `choices`), and a question answered by typing.
+        Text(text="t\n1. a", choices=("x",)),
+        Text(text="your prompt?", free_text=True),
     ]
     assert [_held.load(_held.dump(m)) for m in messages] == messages
     await _held.hold(engine, "oH", messages, FakeClock()())
@@ -284,7 +287,7 @@ async def test_held_messages_survive_as_they_were(engine: AsyncEngine) -> None:
     async def send(message: Outbound) -> None:
         got.append(message)
 
-    assert await _held.deliver_held(engine, "oH", send) == 2
+    assert await _held.deliver_held(engine, "oH", send) == len(messages)
     assert got == messages
     assert await _held.pending(engine, "oH") == 0
 
