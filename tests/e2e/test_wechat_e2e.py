@@ -254,10 +254,11 @@ async def passive_video(stack: Stack, wx: WeChatFake) -> None:
     assert wx.sent() == []  # nothing but replies, ever
 
 
-async def test_passive_a_kept_notice_leaves_the_menu_on_screen(database: TestDatabase,
-                                                             tmp_path: Path) -> None:
-    """A notice kept for the next reply is not on screen yet: a number the user types next
-    answers the menu they see (here the kinds of job, asked mid-flow), not the notice's."""
+@asynccontextmanager
+async def mid_flow_with_a_kept_video(database: TestDatabase,
+                                     tmp_path: Path) -> AsyncIterator[Person]:
+    """A passive account; Eve made a video, then asked to make another: the kinds of job are
+    on screen, and the finished video is kept for her next reply."""
     async with WeChatFake() as wx:
         wx.passive_only = True
         env = {"VIDEOFLY__GENERATION__DEMO_DELAY_SECONDS": "1.5"}  # the video comes mid-flow
@@ -273,37 +274,34 @@ async def test_passive_a_kept_notice_leaves_the_menu_on_screen(database: TestDat
                 while not await held(stack):  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
             assert await eve.menu() == on_screen  # still the menu the user sees
-            answer = joined(await eve.says("1"))  # 1 on screen: text to video
-            assert "/media/" in answer  # the kept video rides on this reply, first
-            assert t("zh", "gen.prompt") in answer  # and 1 was "text to video"
-            assert answer.index("/media/") < answer.index(t("zh", "gen.prompt"))
+            yield eve
+
+
+async def test_passive_a_kept_notice_leaves_the_menu_on_screen(database: TestDatabase,
+                                                             tmp_path: Path) -> None:
+    """A notice kept for the next reply is not on screen yet: a number the user types next
+    answers the menu they see (here the kinds of job, asked mid-flow), not the notice's."""
+    async with mid_flow_with_a_kept_video(database, tmp_path) as eve:
+        answer = joined(await eve.says("1"))  # 1 on screen: text to video
+        assert "/media/" in answer  # the kept video rides on this reply, first
+        assert t("zh", "gen.prompt") in answer  # and 1 was "text to video"
+        assert answer.index("/media/") < answer.index(t("zh", "gen.prompt"))
 
 
 async def test_passive_a_kept_notice_shown_last_is_the_menu_numbers_answer(
         database: TestDatabase, tmp_path: Path) -> None:
     """A reply that carries a kept notice (it ends on the main menu) and an answer with no menu
     of its own leaves the notice's menu on screen: the number typed next answers that one, not
-    the menu shown before the notice (here the kinds of job, asked mid-flow)."""
-    async with WeChatFake() as wx:
-        wx.passive_only = True
-        env = {"VIDEOFLY__GENERATION__DEMO_DELAY_SECONDS": "1.5"}  # the video comes mid-flow
-        async with wechat_service(database, tmp_path, wx, mode="passive", env=env) as stack:
-            eve = Person(stack, "oEve")
-            await eve.says("/start")
-            await eve.makes_a_video()
-            assert t("zh", "gen.kind") in joined(await eve.says("/generate"))
-            assert (await eve.menu())[0] == "kind:text-to-video"
-            async with asyncio.timeout(WAIT):  # the video is made and kept for the reply
-                while not await held(stack):  # noqa: ASYNC110
-                    await asyncio.sleep(0.1)
-            voice = joined(await eve.sends(message_xml("oEve", "voice", MediaId="v1",
-                                                       Format="amr")))
-            assert "/media/" in voice  # the kept video and its main menu, then ...
-            assert voice.rstrip().endswith(t("zh", "wx.unsupported"))  # ... no menu of its own
-            assert (await eve.menu())[0].startswith("generate")  # the main menu is on screen
-            answer = joined(await eve.says("1"))  # 1 on screen: Make
-            assert t("zh", "gen.kind") in answer
-            assert t("zh", "gen.prompt") not in answer  # not "text to video" from the kinds
+    the menu shown before the notice (the kinds of job)."""
+    async with mid_flow_with_a_kept_video(database, tmp_path) as eve:
+        voice = joined(await eve.sends(message_xml("oEve", "voice", MediaId="v1",
+                                                   Format="amr")))
+        assert "/media/" in voice  # the kept video and its main menu, then ...
+        assert voice.rstrip().endswith(t("zh", "wx.unsupported"))  # ... no menu of its own
+        assert (await eve.menu())[0].startswith("generate")  # the main menu is on screen
+        answer = joined(await eve.says("1"))  # 1 on screen: Make
+        assert t("zh", "gen.kind") in answer
+        assert t("zh", "gen.prompt") not in answer  # not "text to video" from the kinds
 
 
 async def held(stack: Stack) -> int:
