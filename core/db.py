@@ -430,6 +430,9 @@ def _settle_batch(batch: list[_sqlite.Queued],
     for i, queued in enumerate(batch):
         if queued.future.done():  # its caller was cancelled meanwhile
             continue
+        if isinstance(outcome, asyncio.CancelledError):  # shutting down while it waited
+            queued.future.cancel()
+            continue
         if isinstance(outcome, BaseException):
             queued.future.set_exception(outcome)
             continue
