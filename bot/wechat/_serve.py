@@ -305,21 +305,24 @@ class WeChatInbox:
     def _late(self, openid: str, work: asyncio.Task[Answered],
               holder: str | None) -> None:
         """Answers that missed the window: held (passive) or sent (active); the user's turn,
-        when the claim took it, is given back now that they are made (with the menu)."""
+        when the claim took it, is given back now that they are made (active: with their
+        menu, once sent)."""
         if work.cancelled():  # shutting down: only the turn to give back
             give = self._give(openid, holder)
             if give is not None:
                 self._later(self._give_back(give))
             return
         answered = work.result()
-        give = self._give(openid, holder, answered.finish)
         if self.mode == "passive":
             # Kept, then the turn given back, in one transaction: the user's next message
-            # cannot be answered before these are there to go with it.
+            # cannot be answered before these are there to go with it. Their menu is not on
+            # screen until a reply carries them, and is stored then (`_held`): a number typed
+            # meanwhile answers the menu the user sees.
             self._later(_held.hold(self._engine, openid, answered.messages, self._clock(),
-                                   also=give))
+                                   also=self._give(openid, holder)))
             return
-        self._later(self._deliver_then_give(openid, answered.messages, give))
+        self._later(self._deliver_then_give(openid, answered.messages,
+                                            self._give(openid, holder, answered.finish)))
 
     async def _deliver_then_give(self, openid: str, answers: list[Outbound],
                                  give: Finish | None) -> None:

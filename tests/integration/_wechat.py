@@ -148,6 +148,7 @@ class Answers:
     delay: float = 0.0
     inbounds: list[Inbound] = field(default_factory=list)
     gate: Callable[[], Awaitable[None]] | None = None
+    finish: Callable[[Any], object] | None = None  # what the answer leaves to write (its menu)
 
     async def __call__(self, inbound: Inbound, held: str | None = None) -> Answered:
         import asyncio
@@ -157,7 +158,7 @@ class Answers:
             await self.gate()
         if self.delay:
             await asyncio.sleep(self.delay)
-        return Answered(self.reply(inbound))
+        return Answered(self.reply(inbound), self.finish)
 
 
 WORDS = {"wx.pending": "PENDING: send any message to get your result",

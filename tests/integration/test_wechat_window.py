@@ -191,6 +191,25 @@ async def test_passive_late_answer_rides_on_the_next_message(
     assert [i.text for i in answers.inbounds] == ["make it", "hi", "again"]
 
 
+async def test_a_late_answers_menu_is_written_once_it_is_on_screen(
+        engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
+    """Active: the late answer goes out, then its menu is written. Passive: it is kept for
+    the next reply, not on screen yet, so its menu is not written with it (the reply that
+    carries it writes it: `_held.reply_with_held`)."""
+    written: list[str] = []
+    answers = Answers(delay=SLOW, finish=lambda conn: written.append("menu"))
+    async with instance(engine, storage, http, answers, mode="active") as one:
+        assert await one.sim.send(text_xml("oA", "make it")) is None  # "success"
+        await one.inbox.wait_idle(5)
+        assert [m for _, m in one.sent] == [Text(text="echo make it")]
+    assert written == ["menu"]
+    async with instance(engine, storage, http, answers, mode="passive") as two:
+        assert await two.sim.send(text_xml("oP", "make it")) == WORDS["wx.pending"]
+        await two.inbox.wait_idle(5)
+        assert await count(engine, wechat_held) == 1
+    assert written == ["menu"]  # nothing more
+
+
 async def test_passive_reply_holds_as_much_as_fits_and_says_how_many_are_left(
         engine: AsyncEngine, storage: LocalStorage, http: httpx.AsyncClient) -> None:
     answers = Answers(reply=lambda i: [Text(text=f"{i.text}-{n}" + "." * 60)
