@@ -107,7 +107,6 @@ class Sender:
         self.caps = capabilities(channel)
         self.keep_menus = keep_menus
         self.menu: list[str] | None = None  # with keep_menus: the last change, for the caller
-        self.showed_menu = False  # a message sent showed a menu (changed or kept)
 
     def prepare(self, message: Outbound) -> list[Outbound]:
         """What goes to the channel for `message`, in order."""
@@ -140,8 +139,6 @@ class Sender:
                 and self.caps.progress:
             await self.handlers.remember_status(message.track_job, channel=self.channel.name,
                                                 address=address, message_id=message_id)
-        if not self.caps.buttons and menus.shows_menu(message):
-            self.showed_menu = True
         change = None if self.caps.buttons or self.caps.deferred \
             else menus.menu_change(message)
         if change is not None and self.keep_menus:

@@ -349,15 +349,21 @@ async def _write_op(engine: AsyncEngine, op: Callable[[Connection], T]) -> T:
         if writer.twin is None:
             async with engine.begin() as conn:
                 return await conn.run_sync(op)
+        return await _write_locked(writer, op)
+
+
+async def _write_locked(writer: _sqlite.SqliteWriter, op: Callable[[Connection], T]) -> T:
+    """`op` in a write transaction, holding `writer.lock`: on this thread, or when another
+    process writes, in a worker thread that waits for it."""
+    try:
+        result = writer.write_here(op)
+    except _sqlite.Busy:
+        work = asyncio.get_running_loop().run_in_executor(None, writer.transaction, op)
         try:
-            result = writer.write_here(op)
-        except _sqlite.Busy:  # another process writes: wait for it in a worker thread
-            work = asyncio.get_running_loop().run_in_executor(None, writer.transaction, op)
-            try:
-                return await asyncio.shield(work)
-            finally:  # cancelled: the lock stays held while the thread uses the connection
-                if not work.done():
-                    await asyncio.wait({work})
+            return await asyncio.shield(work)
+        finally:  # cancelled: the lock stays held while the thread uses the connection
+            if not work.done():
+                await asyncio.wait({work})
     writer.checkpoint_soon(CHECKPOINT_COMMITS)
     return result
 
@@ -405,18 +411,9 @@ def _group_commit(writer: _sqlite.SqliteWriter) -> None:
 async def _group_commit_waiting(writer: _sqlite.SqliteWriter,
                                 batch: list[_sqlite.Queued]) -> None:
     """The batch when it must wait: for the lock, and for another process's write."""
-    run = partial(_sqlite.run_batch, batch=batch)
     try:
         async with writer.lock:
-            try:
-                results = writer.write_here(run)
-            except _sqlite.Busy:  # the same as `_write_op`: in a worker thread, not cancelled
-                work = asyncio.get_running_loop().run_in_executor(None, writer.transaction, run)
-                try:
-                    results = await asyncio.shield(work)
-                finally:
-                    if not work.done():
-                        await asyncio.wait({work})
+            results = await _write_locked(writer, partial(_sqlite.run_batch, batch=batch))
     except BaseException as exc:
         _settle_batch(batch, exc)
         if not isinstance(exc, Exception):

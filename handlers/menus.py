@@ -70,18 +70,22 @@ def menu_change(message: Outbound) -> list[str] | None:
     question for free text), None to leave it as it was."""
     if not isinstance(message, Text) or message.keep_menu:
         return None
-    data = [b.data for row in message.buttons for b in row if b.data] or list(message.choices)
-    if data:
-        return data
-    return [] if message.free_text else None
+    return _shown(message)
 
 
 def shows_menu(message: Outbound) -> bool:
     """Whether `message` shows a menu of its own (numbered choices or a question for free
     text), whether or not it changes the one stored (`Text.keep_menu`)."""
-    return isinstance(message, Text) and (
-        message.free_text or bool(message.choices)
-        or any(b.data for row in message.buttons for b in row))
+    return isinstance(message, Text) and _shown(message) is not None
+
+
+def _shown(message: Text) -> list[str] | None:
+    """The menu `message` shows: its choices' data (buttons, or `choices` once numbered), []
+    for a question for free text, None for none."""
+    data = [b.data for row in message.buttons for b in row if b.data] or list(message.choices)
+    if data:
+        return data
+    return [] if message.free_text else None
 
 
 def choice_number(text: str) -> int | None:

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import read, write
 from core.prepared import Prepared
-from handlers.menus import menu_change, remember_in
+from handlers.menus import menu_change, remember_in, shows_menu
 from handlers.types import Button, Media, Outbound, Picture, Text
 
 from ._dedup import SETTLE
@@ -151,8 +151,7 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
                           fresh: Sequence[Outbound], status: str, render: Render,
                           footer: Callable[[], Awaitable[Callable[[int], str]]],
                           notice: str = "", now: datetime, limit: int = REPLY_BYTES,
-                          also: Callable[[Connection], object] | None = None,
-                          fresh_menu: bool = False) -> str:
+                          also: Callable[[Connection], object] | None = None) -> str:
     """The passive reply to the message `key` (see the module doc), settled with the dedup row
     in the same transaction. `notice` (the answer is still being made) ends the reply;
     `await footer()` gives the line saying `n` messages are left (at most `FOOTER_BYTES`),
@@ -160,10 +159,10 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
     the same transaction.
 
     The numbered menu stored is the one on screen after the reply: a held message's, when it
-    went into the reply whole and nothing after it shows one (`fresh_menu`: the fresh answers
-    show a menu of their own, which `also` writes, or which is the one stored already). A
-    held message is not on screen until a reply carries it: a number typed meanwhile answers
-    the menu the user sees (`bot.answer.Sender`, `Capabilities.deferred`).
+    went into the reply whole and no fresh answer shows a menu of its own (one that does is
+    written by `also`, or is the one stored already: `Text.keep_menu`). A held message is not
+    on screen until a reply carries it: a number typed meanwhile answers the menu the user
+    sees (`bot.answer.Sender`, `Capabilities.deferred`).
 
     The transaction locks the user's held messages; those it has text for go in. The first
     one that finds some it has no text for changes nothing and returns them; they are rendered
@@ -184,7 +183,7 @@ async def reply_with_held(engine: AsyncEngine, *, key: str, openid: str,
         outcome = await write(engine, partial(
             _settle_with_held, key=key, openid=openid, status=status, rendered=rendered,
             new=new, room=room, more=more, notice=notice, now=now, also=also, last=last,
-            fresh_menu=fresh_menu), batch=True)
+            fresh_menu=any(shows_menu(m) for m in fresh)), batch=True)
         if not isinstance(outcome, _Unrendered):
             return outcome
         for row in outcome.rows:

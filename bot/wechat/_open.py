@@ -121,12 +121,11 @@ async def open_wechat(app: App, secrets: Secrets, *, window: float | None = None
                             default_language=config.app.default_language, turns=turns,
                             keep_menus=held is not None)
         await answerer.answer(inbound, held=held)
-        menu, showed = answerer.sender.menu, answerer.sender.showed_menu
+        menu = answerer.sender.menu
         if menu is None:
-            return Answered(collector.sent, menu=showed)
+            return Answered(collector.sent)
         return Answered(collector.sent, partial(remember_in, channel=CHANNEL,
-                                                address=inbound.address, choices=menu),
-                        menu=showed)
+                                                address=inbound.address, choices=menu))
 
     async def words(openid: str) -> Callable[..., str]:
         return say_in(await user_language(app, openid))

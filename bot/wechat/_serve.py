@@ -72,13 +72,11 @@ Finish = Callable[[Connection], object]
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """What the answer path made: the messages, `finish`, what it left to write in the
-    transaction that gives the user's turn back (the numbered menu it showed), and whether the
-    messages show a menu of their own (`menu`: changed or the one stored)."""
+    """What the answer path made: the messages, and `finish`, what it left to write in the
+    transaction that gives the user's turn back (the numbered menu it showed)."""
 
     messages: list[Outbound]
     finish: Finish | None = None
-    menu: bool = False
 
 
 # answer(inbound, held): the answers; `held` is the lease id of the user's turn when the
@@ -232,8 +230,7 @@ class WeChatInbox:
             answered: Answered = work.result()
             answers, give = answered.messages, self._give(openid, holder, answered.finish)
             if self.mode == "passive":
-                return await self._passive(key, openid, answers, _dedup.REPLIED, give,
-                                           menu=answered.menu)
+                return await self._passive(key, openid, answers, _dedup.REPLIED, give)
             return await self._active(key, openid, answers, give)
         work.add_done_callback(lambda t: self._late(openid, t, holder))
         if self.mode == "passive":
@@ -270,10 +267,8 @@ class WeChatInbox:
         return None
 
     async def _passive(self, key: str, openid: str, answers: list[Outbound],
-                       status: str, give: Finish | None = None, *, menu: bool = False) -> str:
-        """The passive reply: held messages, then `answers` (see `_held.reply_with_held`;
-        `menu`: the answers show a menu of their own, so a held one shown before them is not
-        the one on screen)."""
+                       status: str, give: Finish | None = None) -> str:
+        """The passive reply: held messages, then `answers` (`_held.reply_with_held`)."""
         notice = (await self._words(openid))("wx.pending") if status == _dedup.DEFERRED else ""
 
         async def footer() -> Callable[[int], str]:
@@ -283,7 +278,7 @@ class WeChatInbox:
         return await _held.reply_with_held(
             self._engine, key=key, openid=openid, fresh=answers, status=status,
             render=self._render, footer=footer, notice=notice, now=self._clock(),
-            limit=self._reply_bytes, also=give, fresh_menu=menu)
+            limit=self._reply_bytes, also=give)
 
     async def _deliver(self, openid: str, answers: list[Outbound]) -> None:
         """Active mode: held messages first, then `answers`, as customer-service messages;
